@@ -1,0 +1,3 @@
+module github.com/kubetrail/kubetrail
+
+go 1.24
