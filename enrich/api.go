@@ -1,0 +1,129 @@
+// Package enrich turns kube-apiserver audit events (audit.k8s.io/v1 and v1beta1) into
+// structured records with derived fields: how long the request took, who made it (user,
+// service account, node, impersonation), what it touched, why it was allowed or denied,
+// where it came from and how it ended.
+//
+// It is pure Go and knows nothing of cgo: the Fluent Bit filter (package auditfilter)
+// and the offline tools call it. Input is the audit event as JSON text (a log line or a
+// webhook body) or as an already decoded msgpack map; output is msgpack key/value pairs
+// that the caller places into a Fluent Bit record.
+//
+// A Worker keeps the scratch memory of one goroutine (JSON parser, arena, buffers), so
+// that the per-record path allocates nothing once warm. Workers are not safe for
+// concurrent use; take one per goroutine (Enricher.Get / Enricher.Put pool them).
+package enrich
+
+import "time"
+
+// TimeSource says which time becomes the Fluent Bit record's timestamp.
+type TimeSource int
+
+const (
+	// TimeRequestReceived uses requestReceivedTimestamp (v1beta1: timestamp).
+	TimeRequestReceived TimeSource = iota
+	// TimeStage uses stageTimestamp, the time of the stage the record describes.
+	TimeStage
+	// TimeKeep keeps the timestamp the record arrived with.
+	TimeKeep
+)
+
+// Options are the enrichment settings; package conf builds them from Fluent Bit
+// properties and validates them.
+type Options struct {
+	// DerivedKey nests the derived fields under this key; "" puts them at top level.
+	DerivedKey string
+	// TimeSource picks the record timestamp.
+	TimeSource TimeSource
+	// Redact enables the built-in redactions: Secret data/stringData (and the
+	// last-applied-configuration annotation of Secrets) in request and response
+	// objects, TokenRequest and TokenReview tokens.
+	Redact bool
+	// RedactExecCommand also hides the command= query parameters of exec/attach URIs.
+	RedactExecCommand bool
+	// RedactPaths are extra dotted paths to redact, e.g. "requestObject.spec.password".
+	// A "*" element matches every key of an object or every item of an array.
+	RedactPaths []string
+	// MaxObjectSize is the largest requestObject/responseObject kept, in bytes of JSON;
+	// larger ones are replaced by a marker and the record is flagged truncated.
+	// 0 means no limit.
+	MaxObjectSize int
+	// DropManagedFields removes metadata.managedFields from request/response objects.
+	DropManagedFields bool
+	// Keep, when not empty, keeps only the events that match one of its rules.
+	Keep RuleSet
+	// Drop removes the events that match one of its rules (after Keep).
+	Drop RuleSet
+}
+
+// Time is a record timestamp with nanosecond precision.
+type Time struct {
+	Sec  int64
+	Nsec int64
+}
+
+// IsZero reports whether no time is known.
+func (t Time) IsZero() bool { return t.Sec == 0 && t.Nsec == 0 }
+
+// Go converts to time.Time (UTC).
+func (t Time) Go() time.Time { return time.Unix(t.Sec, t.Nsec).UTC() }
+
+// Record is one output record: the audit event's own fields plus the derived ones.
+type Record struct {
+	// Time is the timestamp chosen by Options.TimeSource; zero when the event carries
+	// no usable time or TimeSource is TimeKeep: the caller then keeps the incoming one.
+	Time Time
+	// Fields holds Count msgpack-encoded key/value pairs (keys are strings), ready to be
+	// written after a map header. It is only valid until the Worker's next call.
+	Fields []byte
+	// Count is the number of key/value pairs in Fields.
+	Count int
+	// keys lists the top-level keys written, for HasKey.
+	keys []string
+}
+
+// HasKey reports whether the record already has a top-level field with this name, so
+// that a caller adding fields of its own (the input record's other keys) avoids
+// duplicate keys.
+func (r *Record) HasKey(k string) bool {
+	for _, have := range r.keys {
+		if have == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Result is what one input produced.
+type Result struct {
+	// Records are the output records, in input order (a webhook batch gives several).
+	Records []Record
+	// Dropped counts the events removed by the Keep/Drop rules.
+	Dropped int
+	// Err is set when the input as a whole is not an audit event (or a batch of them):
+	// the caller passes the original record through unchanged. Records is then empty.
+	// Inside a batch, an item that is not an audit event becomes a record of its own
+	// with a parse_error field instead, so that nothing disappears.
+	Err error
+}
+
+// Facts are the few properties of an event that Keep/Drop rules look at; the Worker
+// fills them from the parsed event before it spends anything on encoding.
+type Facts struct {
+	Stage string
+	Verb  string
+	// User is the authenticated user name (user.username).
+	User   string
+	Groups []string
+	// GroupResource is resource[.apiGroup][/subresource], e.g. "pods", "pods/exec",
+	// "leases.coordination.k8s.io"; "" for a non-resource request.
+	GroupResource string
+	Namespace     string
+	Name          string
+	// NonResourceURL is the request path of a non-resource request (/healthz, /metrics);
+	// "" for a resource request.
+	NonResourceURL string
+	// UserType is one of serviceaccount, node, system, anonymous, user.
+	UserType string
+	// Code is responseStatus.code, 0 when absent.
+	Code int
+}
