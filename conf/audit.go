@@ -1,0 +1,21 @@
+package conf
+
+import "github.com/kubetrail/kubetrail/enrich"
+
+// Audit is the configuration of one k8s_audit filter instance.
+type Audit struct {
+	// Key is the record field holding the audit event as JSON text (in_tail without a
+	// parser writes "log"). A record without it, or where it is a map, is taken as the
+	// already-decoded audit event.
+	Key string
+	// ReserveData keeps the input record's other fields next to the audit fields (as
+	// the parser filter's reserve_data does).
+	ReserveData bool
+	// PreserveKey keeps the original Key field (the raw JSON text) as well.
+	PreserveKey bool
+	// AddParseError adds a parse_error field, saying why, to records that pass through
+	// because they are not audit events.
+	AddParseError bool
+	// Enrich holds the enrichment settings.
+	Enrich enrich.Options
+}
