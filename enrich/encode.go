@@ -1,0 +1,430 @@
+package enrich
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// maxDepth bounds recursion on hostile input; fastjson already refuses deeper JSON.
+const maxDepth = 300
+
+// encodeRecord writes one record: the event's own fields (as modified), then the
+// derived fields, at top level or under Options.DerivedKey.
+func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
+	start := len(w.buf.b)
+	keys := len(w.keys)
+	t.o.Visit(func(k []byte, v *fastjson.Value) {
+		w.key(b2s(k))
+		w.encodeValue(&w.buf, v, 0)
+	})
+
+	w.dbuf.b = w.dbuf.b[:0]
+	n := w.encodeDerived(t, d, ctx)
+	if dk := w.e.opts.DerivedKey; dk != "" {
+		w.key(dk)
+		w.buf.mapLen(n)
+		w.buf.b = append(w.buf.b, w.dbuf.b...)
+	} else {
+		w.buf.b = append(w.buf.b, w.dbuf.b...)
+	}
+	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
+	w.records = append(w.records, Record{Time: d.time})
+}
+
+// encodeValue transcodes a JSON value to msgpack: objects to maps, arrays to arrays,
+// integers to ints (uint64 above int64), other numbers to float64.
+func (w *Worker) encodeValue(enc *outBuf, v *fastjson.Value, depth int) {
+	if depth > maxDepth {
+		enc.null()
+		return
+	}
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		enc.mapLen(o.Len())
+		o.Visit(func(k []byte, item *fastjson.Value) {
+			enc.str(k)
+			w.encodeValue(enc, item, depth+1)
+		})
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		enc.arrayLen(len(a))
+		for _, item := range a {
+			w.encodeValue(enc, item, depth+1)
+		}
+	case fastjson.TypeString:
+		s, _ := v.StringBytes()
+		enc.str(s)
+	case fastjson.TypeNumber:
+		w.num = v.MarshalTo(w.num[:0])
+		encodeNumber(enc, w.num)
+	case fastjson.TypeTrue:
+		enc.boolean(true)
+	case fastjson.TypeFalse:
+		enc.boolean(false)
+	default:
+		enc.null()
+	}
+}
+
+func encodeNumber(enc *outBuf, raw []byte) {
+	if bytes.IndexAny(raw, ".eE") < 0 {
+		if n, err := strconv.ParseInt(b2s(raw), 10, 64); err == nil {
+			enc.int(n)
+			return
+		}
+		if n, err := strconv.ParseUint(b2s(raw), 10, 64); err == nil {
+			enc.uint(n)
+			return
+		}
+	}
+	f, err := strconv.ParseFloat(b2s(raw), 64)
+	if err != nil && !math.IsInf(f, 0) {
+		enc.str(raw) // keep what we cannot represent rather than lose it
+		return
+	}
+	enc.float(f)
+}
+
+// derivedWriter writes derived fields and counts them.
+type derivedWriter struct {
+	w   *Worker
+	enc *outBuf
+	n   int
+}
+
+func (dw *derivedWriter) key(k string) {
+	dw.n++
+	if dw.w.e.opts.DerivedKey == "" {
+		dw.w.keys = append(dw.w.keys, k)
+	}
+	dw.enc.strs(k)
+}
+
+func (dw *derivedWriter) str(k string, v []byte) {
+	if len(v) > 0 {
+		dw.key(k)
+		dw.enc.str(v)
+	}
+}
+
+func (dw *derivedWriter) boolean(k string, v bool) {
+	if v {
+		dw.key(k)
+		dw.enc.boolean(true)
+	}
+}
+
+// encodeDerived writes the derived fields into dbuf and returns how many it wrote.
+// Absent facts are left out rather than written empty.
+func (w *Worker) encodeDerived(t *top, d *derived, ctx inputCtx) int {
+	dw := derivedWriter{w: w, enc: &w.dbuf}
+	if d.hasDuration {
+		dw.key("duration_ms")
+		dw.enc.float(d.durationMs)
+		dw.boolean("duration_negative", d.negative)
+	}
+	dw.key("long_running")
+	dw.enc.boolean(d.longRunning)
+	dw.key("outcome")
+	dw.enc.strs(d.outcome)
+	dw.str("authz_decision", d.authzDecision)
+	if len(d.authzDecision) > 0 {
+		dw.key("authz_reason") // "" is meaningful: allowed by no named rule
+		dw.enc.str(d.authzReason)
+	}
+
+	dw.key("user_type")
+	dw.enc.strs(d.userType)
+	dw.str("sa_namespace", d.saNamespace)
+	dw.str("sa_name", d.saName)
+	dw.str("node_name", d.nodeName)
+	dw.str("token_pod_name", d.tokenPodName)
+	dw.str("token_pod_uid", d.tokenPodUID)
+	dw.str("token_node_name", d.tokenNode)
+	dw.str("credential_id", d.credentialID)
+	dw.str("impersonated_user", d.impersonatedUser)
+	dw.str("effective_user", d.effectiveUser)
+
+	dw.str("client_ip", d.clientIP)
+	dw.str("peer_ip", d.peerIP)
+	dw.str("user_agent_product", d.uaProduct)
+	dw.str("user_agent_version", d.uaVersion)
+	dw.str("hostname", ctx.hostname)
+
+	dw.str("group_resource", d.groupResource)
+	dw.str("namespace", d.namespace)
+	dw.str("resource", d.resource)
+	dw.str("name", d.name)
+	dw.str("subresource", d.subresource)
+	dw.str("api_group", d.apiGroup)
+	dw.str("api_version", d.apiVersion)
+	dw.str("request_path", d.requestPath)
+	w.encodeQuery(&dw)
+
+	w.encodeAnnotations(&dw, t.annotations)
+	dw.boolean("deprecated_api", d.deprecated)
+	dw.str("removed_release", d.removedRelease)
+
+	if len(d.truncation) > 0 {
+		dw.key("truncated")
+		dw.enc.boolean(true)
+		dw.key("truncation")
+		dw.enc.strs(strings.Join(d.truncation, ","))
+	}
+	if len(w.redact) > 0 {
+		dw.key("redacted")
+		dw.enc.arrayLen(len(w.redact))
+		for _, p := range w.redact {
+			dw.enc.strs(p)
+		}
+	}
+	return dw.n
+}
+
+// encodeQuery writes the query parameters that matter as a map "query".
+func (w *Worker) encodeQuery(dw *derivedWriter) {
+	q := &w.query
+	n := 0
+	for _, set := range [...]bool{q.watchSet, q.limitSet, q.rvSet, q.rvmSet, q.fsSet, q.lsSet, q.fmSet, q.drSet, q.tsSet} {
+		if set {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	dw.key("query")
+	e := dw.enc
+	e.mapLen(n)
+	if q.watchSet {
+		e.strs("watch")
+		e.boolean(q.watch)
+	}
+	if q.limitSet {
+		e.strs("limit")
+		e.int(q.limit)
+	}
+	pairs := [...]struct {
+		set bool
+		k   string
+		v   []byte
+	}{
+		{q.rvSet, "resource_version", q.resourceVersion},
+		{q.rvmSet, "resource_version_match", q.resourceVersionMatch},
+		{q.fsSet, "field_selector", q.fieldSelector},
+		{q.lsSet, "label_selector", q.labelSelector},
+		{q.fmSet, "field_manager", q.fieldManager},
+		{q.drSet, "dry_run", q.dryRun},
+		{q.tsSet, "timeout_seconds", q.timeoutSeconds},
+	}
+	for _, p := range pairs {
+		if p.set {
+			e.strs(p.k)
+			e.str(p.v)
+		}
+	}
+}
+
+const (
+	latencyPrefix  = "apiserver.latency.k8s.io/"
+	psaPrefix      = "pod-security.kubernetes.io/"
+	mutationPrefix = "mutation.webhook.admission.k8s.io/"
+	patchPrefix    = "patch.webhook.admission.k8s.io/"
+)
+
+// webhook is one admission webhook call, merged from its mutation and patch
+// annotations (round_R_index_I).
+type webhook struct {
+	round, index           int64
+	configuration, webhook []byte
+	mutated, hasMutated    bool
+	patchType              []byte
+}
+
+// scanAnnotations reads, in one pass, the annotations that derived fields come from:
+// authorization, deprecation, truncation, and how many latency, pod-security and
+// admission-webhook entries there are to write.
+func (w *Worker) scanAnnotations(o *fastjson.Object) {
+	d := &w.d
+	w.hooks = w.hooks[:0]
+	if o == nil {
+		return
+	}
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		switch {
+		case string(k) == "authorization.k8s.io/decision":
+			d.authzDecision = str(v)
+		case string(k) == "authorization.k8s.io/reason":
+			d.authzReason = str(v)
+		case string(k) == "k8s.io/deprecated":
+			d.deprecated = string(str(v)) == "true"
+		case string(k) == "k8s.io/removed-release":
+			d.removedRelease = str(v)
+		case string(k) == "audit.k8s.io/truncated":
+			if string(str(v)) == "true" {
+				d.truncation = append(d.truncation, "apiserver")
+			}
+		case bytes.HasPrefix(k, []byte(latencyPrefix)):
+			if _, ok := latencyMs(str(v)); ok {
+				d.nLatency++
+			}
+		case bytes.HasPrefix(k, []byte(psaPrefix)):
+			d.nPSA++
+			if string(k[len(psaPrefix):]) == "enforce-policy" {
+				d.nPSA += 2 // enforce_level and enforce_version
+			}
+		case bytes.HasPrefix(k, []byte(mutationPrefix)):
+			w.webhookAnnotation(k[len(mutationPrefix):], str(v), false)
+		case bytes.HasPrefix(k, []byte(patchPrefix)):
+			w.webhookAnnotation(k[len(patchPrefix):], str(v), true)
+		}
+	})
+}
+
+// encodeAnnotations writes latency_ms, pod_security and admission_webhooks.
+func (w *Worker) encodeAnnotations(dw *derivedWriter, ann *fastjson.Value) {
+	o := object(ann)
+	if o == nil {
+		return
+	}
+	nLatency, nPSA := w.d.nLatency, w.d.nPSA
+	if nLatency > 0 {
+		dw.key("latency_ms")
+		dw.enc.mapLen(nLatency)
+		o.Visit(func(k []byte, v *fastjson.Value) {
+			if bytes.HasPrefix(k, []byte(latencyPrefix)) {
+				if ms, ok := latencyMs(str(v)); ok {
+					w.encodeSnakeKey(dw.enc, k[len(latencyPrefix):])
+					dw.enc.float(ms)
+				}
+			}
+		})
+	}
+	if nPSA > 0 {
+		dw.key("pod_security")
+		dw.enc.mapLen(nPSA)
+		o.Visit(func(k []byte, v *fastjson.Value) {
+			if !bytes.HasPrefix(k, []byte(psaPrefix)) {
+				return
+			}
+			name := k[len(psaPrefix):]
+			val := str(v)
+			w.encodeSnakeKey(dw.enc, name)
+			dw.enc.str(val)
+			if string(name) == "enforce-policy" { // "restricted:latest"
+				level, version := val, []byte(nil)
+				if i := bytes.IndexByte(val, ':'); i >= 0 {
+					level, version = val[:i], val[i+1:]
+				}
+				dw.enc.strs("enforce_level")
+				dw.enc.str(level)
+				dw.enc.strs("enforce_version")
+				dw.enc.str(version)
+			}
+		})
+	}
+	if len(w.hooks) > 0 {
+		dw.key("admission_webhooks")
+		dw.enc.arrayLen(len(w.hooks))
+		for i := range w.hooks {
+			h := &w.hooks[i]
+			n := 4
+			if h.hasMutated {
+				n++
+			}
+			if len(h.patchType) > 0 {
+				n++
+			}
+			e := dw.enc
+			e.mapLen(n)
+			e.strs("round")
+			e.int(h.round)
+			e.strs("index")
+			e.int(h.index)
+			e.strs("configuration")
+			e.str(h.configuration)
+			e.strs("webhook")
+			e.str(h.webhook)
+			if h.hasMutated {
+				e.strs("mutated")
+				e.boolean(h.mutated)
+			}
+			if len(h.patchType) > 0 {
+				e.strs("patch_type")
+				e.str(h.patchType)
+			}
+		}
+	}
+}
+
+// webhookAnnotation records a mutation or patch annotation. The name is
+// round_<R>_index_<I>; the value is JSON written by the apiserver.
+func (w *Worker) webhookAnnotation(name, value []byte, patch bool) {
+	var round, index int64
+	rest, ok := bytes.CutPrefix(name, []byte("round_"))
+	if !ok {
+		return
+	}
+	r, rest, ok := bytes.Cut(rest, []byte("_index_"))
+	if !ok {
+		return
+	}
+	if round, ok = atoi(r); !ok {
+		return
+	}
+	if index, ok = atoi(rest); !ok {
+		return
+	}
+	v, err := w.ann.ParseBytes(value)
+	if err != nil || v.Type() != fastjson.TypeObject {
+		return
+	}
+	var h *webhook
+	for i := range w.hooks {
+		if w.hooks[i].round == round && w.hooks[i].index == index {
+			h = &w.hooks[i]
+		}
+	}
+	if h == nil {
+		w.hooks = append(w.hooks, webhook{round: round, index: index})
+		h = &w.hooks[len(w.hooks)-1]
+	}
+	// The annotation parser is reused: keep copies of what we need.
+	h.configuration = w.stable(v.GetStringBytes("configuration"))
+	h.webhook = w.stable(v.GetStringBytes("webhook"))
+	if patch {
+		h.patchType = w.stable(v.GetStringBytes("patchType"))
+	} else if m := v.Get("mutated"); m != nil {
+		h.hasMutated = true
+		h.mutated = m.Type() == fastjson.TypeTrue
+	}
+}
+
+// latencyMs reads an apiserver.latency.k8s.io value ("2.95486ms", "1.2s", "250µs").
+func latencyMs(v []byte) (float64, bool) {
+	if len(v) == 0 {
+		return 0, false
+	}
+	d, err := time.ParseDuration(b2s(v))
+	if err != nil {
+		return 0, false
+	}
+	return float64(d.Microseconds()) / 1000, true
+}
+
+// encodeSnakeKey writes an annotation suffix as a snake_case key.
+func (w *Worker) encodeSnakeKey(enc *outBuf, k []byte) {
+	w.num = append(w.num[:0], k...)
+	for i, c := range w.num {
+		if c == '-' || c == '.' || c == '/' {
+			w.num[i] = '_'
+		}
+	}
+	enc.str(w.num)
+}

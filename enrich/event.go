@@ -1,0 +1,346 @@
+package enrich
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/valyala/fastjson"
+)
+
+// top holds the top-level fields of one audit event.
+type top struct {
+	o                                                     *fastjson.Object
+	auditID, stage, verb, requestURI, userAgent, level    []byte
+	user, impersonated, objectRef, responseStatus         *fastjson.Value
+	sourceIPs, annotations, requestObject, responseObject *fastjson.Value
+	received, stageTS, legacyTS, creation                 []byte
+}
+
+// derived are the fields computed from one event.
+type derived struct {
+	durationMs                             float64
+	hasDuration, negative, longRunning     bool
+	outcome, userType                      string
+	code                                   int64
+	authzDecision, authzReason             []byte
+	saNamespace, saName, nodeName          []byte
+	tokenPodName, tokenPodUID, tokenNode   []byte
+	credentialID                           []byte
+	impersonatedUser, effectiveUser        []byte
+	clientIP, peerIP                       []byte
+	uaProduct, uaVersion                   []byte
+	groupResource                          []byte
+	namespace, resource, name, subresource []byte
+	apiGroup, apiVersion, requestPath      []byte
+	nonResourceURL                         []byte
+	deprecated                             bool
+	removedRelease                         []byte
+	nLatency, nPSA                         int
+	truncation                             []string
+	time                                   Time
+}
+
+var errNoAuditID = errors.New("not an audit event: auditID is not a string")
+
+// event enriches one audit event and appends its record to res (or counts it dropped).
+func (w *Worker) event(ev *fastjson.Value, ctx inputCtx, res *Result) error {
+	var t top
+	t.o, _ = ev.Object()
+	t.o.Visit(func(k []byte, v *fastjson.Value) {
+		switch string(k) {
+		case "auditID":
+			t.auditID = str(v)
+		case "stage":
+			t.stage = str(v)
+		case "verb":
+			t.verb = str(v)
+		case "requestURI":
+			t.requestURI = str(v)
+		case "userAgent":
+			t.userAgent = str(v)
+		case "level":
+			t.level = str(v)
+		case "user":
+			t.user = v
+		case "impersonatedUser":
+			t.impersonated = v
+		case "objectRef":
+			t.objectRef = v
+		case "responseStatus":
+			t.responseStatus = v
+		case "sourceIPs":
+			t.sourceIPs = v
+		case "annotations":
+			t.annotations = v
+		case "requestObject":
+			t.requestObject = v
+		case "responseObject":
+			t.responseObject = v
+		case "requestReceivedTimestamp":
+			t.received = str(v)
+		case "stageTimestamp":
+			t.stageTS = str(v)
+		case "timestamp": // v1beta1
+			t.legacyTS = str(v)
+		case "metadata": // v1beta1 events carry ObjectMeta
+			t.creation = v.GetStringBytes("creationTimestamp")
+		}
+	})
+	if len(t.auditID) == 0 {
+		return errNoAuditID
+	}
+	d := &w.d
+	w.derive(&t, ctx)
+	if w.dropped(&t) {
+		res.Dropped++
+		return nil
+	}
+	w.modify(&t, ctx)
+	w.encodeRecord(&t, d, ctx)
+	res.Records = w.records
+	return nil
+}
+
+// str returns a string value's bytes, nil for anything else.
+func str(v *fastjson.Value) []byte {
+	if v == nil || v.Type() != fastjson.TypeString {
+		return nil
+	}
+	b, _ := v.StringBytes()
+	return b
+}
+
+func (w *Worker) derive(t *top, ctx inputCtx) {
+	d := &w.d
+	*d = derived{truncation: d.truncation[:0]}
+
+	// When: the record time and the request's duration.
+	received, okR := parseTime(t.received)
+	stage, okS := parseTime(t.stageTS)
+	if okR && okS {
+		d.durationMs = stage.sub(received)
+		d.hasDuration = true
+		d.negative = d.durationMs < 0
+	}
+	switch w.e.opts.TimeSource {
+	case TimeRequestReceived:
+		if d.time = received; !okR {
+			d.time = firstTime(t.legacyTS, t.stageTS, t.creation)
+		}
+	case TimeStage:
+		if d.time = stage; !okS {
+			d.time = firstTime(t.received, t.legacyTS, t.creation)
+		}
+	}
+
+	// What: the object, from objectRef or else from the URI.
+	uriPath, rawQuery := splitURI(t.requestURI)
+	d.requestPath = uriPath
+	w.query.parse(rawQuery)
+	if ref := object(t.objectRef); ref != nil {
+		ref.Visit(func(k []byte, v *fastjson.Value) {
+			switch string(k) {
+			case "namespace":
+				d.namespace = str(v)
+			case "resource":
+				d.resource = str(v)
+			case "name":
+				d.name = str(v)
+			case "subresource":
+				d.subresource = str(v)
+			case "apiGroup":
+				d.apiGroup = str(v)
+			case "apiVersion":
+				d.apiVersion = str(v)
+			}
+		})
+	} else if rt := parseRequestPath(uriPath); rt.isResource {
+		d.namespace, d.resource, d.name, d.subresource = rt.namespace, rt.resource, rt.name, rt.sub
+		d.apiGroup, d.apiVersion = rt.apiGroup, rt.apiVersion
+	}
+	if len(d.resource) > 0 {
+		gr := w.strs
+		start := len(gr)
+		gr = append(gr, d.resource...)
+		if len(d.apiGroup) > 0 {
+			gr = append(gr, '.')
+			gr = append(gr, d.apiGroup...)
+		}
+		if len(d.subresource) > 0 {
+			gr = append(gr, '/')
+			gr = append(gr, d.subresource...)
+		}
+		w.strs = gr
+		d.groupResource = gr[start:len(gr):len(gr)]
+	} else {
+		d.nonResourceURL = uriPath
+	}
+
+	// Who.
+	username := t.user.GetStringBytes("username")
+	d.userType = userType(username)
+	switch d.userType {
+	case "serviceaccount":
+		rest := username[len(saPrefix):]
+		if i := bytes.IndexByte(rest, ':'); i >= 0 {
+			d.saNamespace, d.saName = rest[:i], rest[i+1:]
+		}
+	case "node":
+		d.nodeName = username[len(nodePrefix):]
+	}
+	if extra := t.user.Get("extra"); extra != nil {
+		d.tokenPodName = firstString(extra.Get("authentication.kubernetes.io/pod-name"))
+		d.tokenPodUID = firstString(extra.Get("authentication.kubernetes.io/pod-uid"))
+		d.tokenNode = firstString(extra.Get("authentication.kubernetes.io/node-name"))
+		d.credentialID = firstString(extra.Get("authentication.kubernetes.io/credential-id"))
+	}
+	d.effectiveUser = username
+	if t.impersonated != nil {
+		if iu := t.impersonated.GetStringBytes("username"); len(iu) > 0 {
+			d.impersonatedUser, d.effectiveUser = iu, iu
+		}
+	}
+
+	// From where: sourceIPs lists X-Forwarded-For entries first, the peer last.
+	if ips := array(t.sourceIPs); len(ips) > 0 {
+		d.clientIP = str(ips[0])
+		d.peerIP = str(ips[len(ips)-1])
+	}
+	d.uaProduct, d.uaVersion = splitUserAgent(t.userAgent)
+
+	// Why and how it ended.
+	if t.responseStatus != nil {
+		d.code = t.responseStatus.GetInt64("code")
+	}
+	w.scanAnnotations(object(t.annotations))
+	if ctx.cloudwatch {
+		d.truncation = append(d.truncation, "cloudwatch")
+	}
+	d.outcome = outcome(t.stage, d.code, d.authzDecision)
+	d.longRunning = w.longRunning(t, d)
+}
+
+const (
+	saPrefix   = "system:serviceaccount:"
+	nodePrefix = "system:node:"
+)
+
+// userType classifies the authenticated user by the names Kubernetes reserves.
+func userType(u []byte) string {
+	switch {
+	case bytes.HasPrefix(u, []byte(saPrefix)):
+		return "serviceaccount"
+	case bytes.HasPrefix(u, []byte(nodePrefix)):
+		return "node"
+	case string(u) == "system:anonymous":
+		return "anonymous"
+	case bytes.HasPrefix(u, []byte("system:")):
+		return "system"
+	}
+	return "user"
+}
+
+// outcome says whether the request succeeded: a 1xx-3xx status is success, 4xx/5xx
+// and the Panic stage are failure, an authorizer's "forbid" is failure even before a
+// status exists; with neither (RequestReceived) the outcome is unknown.
+func outcome(stage []byte, code int64, decision []byte) string {
+	switch {
+	case string(stage) == "Panic":
+		return "failure"
+	case code >= 400 || (code > 0 && code < 100):
+		return "failure"
+	case code > 0:
+		return "success"
+	case string(decision) == "forbid":
+		return "failure"
+	}
+	return "unknown"
+}
+
+// longRunning marks the requests the apiserver holds open (its longRunningRequestCheck):
+// their duration says how long a stream lived, not how slow the server was.
+func (w *Worker) longRunning(t *top, d *derived) bool {
+	switch string(d.subresource) {
+	case "exec", "attach", "portforward", "proxy":
+		return true
+	case "log":
+		if w.query.follow {
+			return true
+		}
+	}
+	return string(t.verb) == "watch" || w.query.watch || string(t.stage) == "ResponseStarted" || d.code == 101
+}
+
+// array returns the items of an array value, nil for anything else (or nil).
+func array(v *fastjson.Value) []*fastjson.Value {
+	if v == nil || v.Type() != fastjson.TypeArray {
+		return nil
+	}
+	a, _ := v.Array()
+	return a
+}
+
+// object returns an object value's fields, nil for anything else (or nil).
+func object(v *fastjson.Value) *fastjson.Object {
+	if v == nil || v.Type() != fastjson.TypeObject {
+		return nil
+	}
+	o, _ := v.Object()
+	return o
+}
+
+// firstTime returns the first of the timestamps that parses.
+func firstTime(candidates ...[]byte) Time {
+	for _, c := range candidates {
+		if t, ok := parseTime(c); ok {
+			return t
+		}
+	}
+	return Time{}
+}
+
+// firstString returns the first element of a string array (user.extra values).
+func firstString(v *fastjson.Value) []byte {
+	if v == nil {
+		return nil
+	}
+	if v.Type() == fastjson.TypeString {
+		return str(v)
+	}
+	if arr := array(v); len(arr) > 0 {
+		return str(arr[0])
+	}
+	return nil
+}
+
+// dropped applies the Keep and Drop rules.
+func (w *Worker) dropped(t *top) bool {
+	o := &w.e.opts
+	if o.Keep.Empty() && o.Drop.Empty() {
+		return false
+	}
+	d := &w.d
+	f := Facts{
+		Stage:          b2s(t.stage),
+		Verb:           b2s(t.verb),
+		User:           b2s(t.user.GetStringBytes("username")),
+		GroupResource:  b2s(d.groupResource),
+		Namespace:      b2s(d.namespace),
+		Name:           b2s(d.name),
+		NonResourceURL: b2s(d.nonResourceURL),
+		UserType:       d.userType,
+		Code:           int(d.code),
+	}
+	if groups := array(t.user.Get("groups")); len(groups) > 0 {
+		var local [8]string
+		gs := local[:0]
+		for _, g := range groups {
+			gs = append(gs, b2s(str(g)))
+		}
+		f.Groups = gs
+	}
+	if !o.Keep.Empty() && !o.Keep.Match(&f) {
+		return true
+	}
+	return o.Drop.Match(&f)
+}
