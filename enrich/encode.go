@@ -18,14 +18,22 @@ const maxDepth = 300
 func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 	start := len(w.buf.b)
 	keys := len(w.keys)
+	dk := w.e.opts.DerivedKey
 	t.o.Visit(func(k []byte, v *fastjson.Value) {
+		// A record that went through k8s_audit before (an edge Fluent Bit forwarding to
+		// an aggregator that runs it too) already has derived fields: they are
+		// recomputed below, so the old ones are left out rather than duplicated.
+		if dk == "" && isDerivedName(k) && (string(k) != "hostname" || ctx.hostname != nil) ||
+			dk != "" && string(k) == dk {
+			return
+		}
 		w.key(b2s(k))
 		w.encodeValue(&w.buf, v, 0)
 	})
 
 	w.dbuf.b = w.dbuf.b[:0]
 	n := w.encodeDerived(t, d, ctx)
-	if dk := w.e.opts.DerivedKey; dk != "" {
+	if dk != "" {
 		w.key(dk)
 		w.buf.mapLen(n)
 		w.buf.b = append(w.buf.b, w.dbuf.b...)
@@ -34,6 +42,23 @@ func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 	}
 	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
 	w.records = append(w.records, Record{Time: d.time})
+}
+
+// isDerivedName reports whether k is the name of a derived field. Audit fields are
+// camelCase and never collide with these.
+func isDerivedName(k []byte) bool {
+	switch string(k) {
+	case "duration_ms", "duration_negative", "long_running", "outcome", "authz_decision",
+		"authz_reason", "user_type", "sa_namespace", "sa_name", "node_name", "token_pod_name",
+		"token_pod_uid", "token_node_name", "credential_id", "impersonated_user",
+		"effective_user", "client_ip", "peer_ip", "user_agent_product", "user_agent_version",
+		"hostname", "group_resource", "namespace", "resource", "name", "subresource",
+		"api_group", "api_version", "request_path", "query", "latency_ms", "pod_security",
+		"admission_webhooks", "deprecated_api", "removed_release", "truncated", "truncation",
+		"redacted":
+		return true
+	}
+	return false
 }
 
 // encodeValue transcodes a JSON value to msgpack: objects to maps, arrays to arrays,

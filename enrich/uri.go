@@ -31,6 +31,7 @@ func parseRequestPath(p []byte) requestTarget {
 		if i < 0 {
 			parts[n] = rest
 			n++
+			rest = nil
 			break
 		}
 		parts[n] = rest[:i]

@@ -117,6 +117,9 @@ func (w *Worker) text(line []byte, ctx inputCtx) Result {
 	if n := len(cloudwatchMarker); len(body) >= n && bytes.EqualFold(body[len(body)-n:], []byte(cloudwatchMarker)) {
 		body = bytes.TrimSpace(body[:len(body)-n])
 		ctx.cloudwatch = true
+		if len(body) == 0 {
+			return Result{Err: errors.New("empty input before " + cloudwatchMarker)}
+		}
 	}
 	if body[0] != '{' && body[0] != '[' {
 		host, rest, ok := splitPrefix(body)

@@ -1,0 +1,57 @@
+package enrich
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// BenchmarkText measures one warm Worker on realistic events: ns/op is per record.
+// Reproduce: go test ./enrich -run '^$' -bench . -benchmem
+func BenchmarkText(b *testing.B) {
+	for _, c := range []struct{ name, file string }{
+		{"metadata", "testdata/metadata.log"},
+		{"requestresponse", "testdata/requestresponse.log"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var ls [][]byte
+			total := 0
+			for _, l := range lines(b, c.file) {
+				ls = append(ls, []byte(l))
+				total += len(l)
+			}
+			e, _ := New(defaults())
+			w := e.NewWorker()
+			b.SetBytes(int64(total / len(ls)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if res := w.Text(ls[i%len(ls)]); res.Err != nil || len(res.Records) != 1 {
+					b.Fatal(res.Err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMap is the path of records that Fluent Bit already parsed from JSON.
+func BenchmarkMap(b *testing.B) {
+	ls := lines(b, "testdata/metadata.log")
+	var packed [][]byte
+	for _, l := range ls {
+		var v any
+		json.Unmarshal([]byte(l), &v)
+		p, _ := msgpack.Marshal(v)
+		packed = append(packed, p)
+	}
+	e, _ := New(defaults())
+	w := e.NewWorker()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := w.Map(packed[i%len(packed)]); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+	}
+}
