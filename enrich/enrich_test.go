@@ -721,3 +721,53 @@ func TestReprocessedRecordHasNoDuplicateFields(t *testing.T) {
 		t.Errorf("re-enriched record lost fields: %v", second)
 	}
 }
+
+func TestKeepDropRulesThroughWorker(t *testing.T) {
+	sample := lines(t, "../conf/sample-audit.log")
+	run := func(keep, drop string) (kept []map[string]any, dropped int) {
+		o := defaults()
+		var err error
+		if o.Keep, err = ParseRules(keep); err != nil {
+			t.Fatal(err)
+		}
+		if o.Drop, err = ParseRules(drop); err != nil {
+			t.Fatal(err)
+		}
+		e, _ := New(o)
+		w := e.NewWorker()
+		for _, l := range sample {
+			res := w.Text([]byte(l))
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			dropped += res.Dropped
+			for _, r := range res.Records {
+				kept = append(kept, fields(t, r))
+			}
+		}
+		return kept, dropped
+	}
+	all, d := run("", "")
+	if d != 0 || len(all) != len(sample) {
+		t.Fatalf("no rules: %d kept, %d dropped of %d", len(all), d, len(sample))
+	}
+	// The recommended drop rule: probes and lease renewals by system components.
+	kept, d := run("", "nonresource=/healthz*,/readyz*,/livez*; verb=get,update resource=leases.coordination.k8s.io user=system:*")
+	if d != 2 || len(kept) != len(sample)-2 {
+		t.Errorf("drop rule: %d kept, %d dropped", len(kept), d)
+	}
+	for _, m := range kept {
+		if m["request_path"] == "/readyz" || m["group_resource"] == "leases.coordination.k8s.io" {
+			t.Errorf("dropped record kept: %v", m["requestURI"])
+		}
+	}
+	// Keep only failures, then drop the anonymous ones.
+	kept, _ = run("code=4*,5*", "user_type=anonymous")
+	var codes []any
+	for _, m := range kept {
+		codes = append(codes, normalize(get(m, "responseStatus.code")))
+	}
+	if !reflect.DeepEqual(codes, []any{403.0, 422.0}) {
+		t.Errorf("keep failures minus anonymous: codes %v", codes)
+	}
+}
