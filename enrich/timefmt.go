@@ -7,6 +7,9 @@ import "time"
 // UTC form is decoded by hand (time.Parse costs ~10x more and this runs twice per
 // record); anything else falls back to time.Parse.
 func parseTime(b []byte) (Time, bool) {
+	if len(b) == 0 { // absent (v1beta1 events have no stage times): no error to allocate
+		return Time{}, false
+	}
 	if t, ok := parseUTC(b); ok {
 		return t, true
 	}

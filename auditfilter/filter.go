@@ -1,0 +1,274 @@
+// Package auditfilter is the logic of one k8s_audit filter instance: it decodes a
+// Fluent Bit chunk, runs every record through the enrich Worker and encodes the
+// resulting records as a new chunk. It is pure Go; package plugin (cgo) only adapts it
+// to Fluent Bit's C callbacks.
+//
+// Nothing is ever lost: a record that is not an audit event, an event with a timestamp
+// that cannot be re-encoded, a group marker, and the bytes after a decoding error all
+// pass through byte for byte.
+package auditfilter
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/enrich"
+	"github.com/kubetrail/kubetrail/flbchunk"
+)
+
+// Logger receives the filter's messages; the plugin writes them through Fluent Bit's
+// logger with the instance name in front.
+type Logger interface {
+	Errorf(format string, args ...any)
+	Warnf(format string, args ...any)
+	Infof(format string, args ...any)
+	Debugf(format string, args ...any)
+}
+
+// Stats counts what an instance did over its life.
+type Stats struct {
+	// Chunks is the number of Process calls.
+	Chunks uint64
+	// RecordsIn counts input records (group markers excluded).
+	RecordsIn uint64
+	// RecordsOut counts output records (an event list gives several).
+	RecordsOut uint64
+	// Dropped counts audit events removed by the keep/drop rules.
+	Dropped uint64
+	// NotAudit counts records passed through because they are not audit events.
+	NotAudit uint64
+	// Skipped counts records passed through unchanged because their timestamp cannot be
+	// written back as an EventTime (negative, after 2106).
+	Skipped uint64
+	// DecodeErrors counts chunks that could not be decoded to the end (the rest was
+	// passed through unchanged).
+	DecodeErrors uint64
+	// Panics counts records whose processing panicked (passed through unchanged).
+	Panics uint64
+}
+
+func (s Stats) String() string {
+	return fmt.Sprintf("chunks=%d records_in=%d records_out=%d dropped=%d not_audit=%d skipped=%d decode_errors=%d panics=%d",
+		s.Chunks, s.RecordsIn, s.RecordsOut, s.Dropped, s.NotAudit, s.Skipped, s.DecodeErrors, s.Panics)
+}
+
+// maxPooledBuffer is the largest output buffer kept for reuse; bigger ones (a huge
+// chunk) are left to the garbage collector.
+const maxPooledBuffer = 8 << 20
+
+// Filter is one filter instance. It is safe for concurrent use.
+type Filter struct {
+	cfg  conf.Audit
+	enr  *enrich.Enricher
+	log  Logger
+	pool sync.Pool // *Output
+
+	chunks, in, out, dropped, notAudit, skipped, decodeErrs, panics atomic.Uint64
+}
+
+// New creates a filter instance from its validated configuration.
+func New(cfg conf.Audit, log Logger) (*Filter, error) {
+	if log == nil {
+		return nil, fmt.Errorf("auditfilter: nil logger")
+	}
+	enr, err := enrich.New(cfg.Enrich)
+	if err != nil {
+		return nil, err
+	}
+	f := &Filter{cfg: cfg, enr: enr, log: log}
+	f.pool.New = func() any { return &Output{f: f} }
+	return f, nil
+}
+
+// Output is the result of one Process call: a pooled buffer. Bytes is valid until
+// Release; call Release exactly once, after copying the bytes (into C memory).
+type Output struct {
+	f   *Filter
+	dec flbchunk.Decoder
+	enc flbchunk.Encoder
+	buf []byte
+}
+
+// Bytes is the output chunk.
+func (o *Output) Bytes() []byte { return o.buf }
+
+// Release returns the buffer for reuse.
+func (o *Output) Release() {
+	if cap(o.buf) > maxPooledBuffer {
+		o.buf = nil
+	}
+	o.buf = o.buf[:0]
+	o.dec.Reset(nil)
+	o.enc.Reset(nil)
+	o.f.pool.Put(o)
+}
+
+// Process filters one chunk. When nothing changed (no record parsed, no parse_error
+// added, nothing dropped) it returns (nil, false) and the caller keeps the chunk as it
+// was. Otherwise it returns the new chunk (possibly empty: everything dropped), which
+// the caller copies and then releases.
+func (f *Filter) Process(chunk []byte) (*Output, bool) {
+	f.chunks.Add(1)
+	o := f.pool.Get().(*Output)
+	o.dec.Reset(chunk)
+	o.enc.Reset(o.buf[:0])
+	w := f.enr.Get()
+
+	changed := false
+	var st counts
+	var ev flbchunk.Event
+	for {
+		err := o.dec.Next(&ev)
+		if err != nil {
+			if off := o.dec.Offset(); off < len(chunk) {
+				f.decodeErrs.Add(1)
+				f.log.Warnf("chunk of %d bytes: %v; passing the last %d bytes through unchanged", len(chunk), err, len(chunk)-off)
+				o.enc.AppendRaw(chunk[off:])
+			}
+			break
+		}
+		if ev.IsGroupMarker {
+			o.enc.AppendRaw(ev.Raw)
+			continue
+		}
+		st.in++
+		if !ev.Time.Valid() {
+			st.skipped++
+			st.out++
+			o.enc.AppendRaw(ev.Raw)
+			continue
+		}
+		c, panicked := f.event(w, o, &ev, &st)
+		if panicked {
+			w = f.enr.Get() // the old Worker's state is suspect: leave it to the GC
+		}
+		changed = changed || c
+	}
+	f.enr.Put(w)
+	st.add(f)
+	o.buf = o.enc.Bytes()
+	if !changed {
+		o.Release()
+		return nil, false
+	}
+	return o, true
+}
+
+// counts are one call's statistics, added to the Filter's once at the end.
+type counts struct {
+	in, out, dropped, notAudit, skipped, panics uint64
+}
+
+func (c *counts) add(f *Filter) {
+	f.in.Add(c.in)
+	f.out.Add(c.out)
+	f.dropped.Add(c.dropped)
+	f.notAudit.Add(c.notAudit)
+	f.skipped.Add(c.skipped)
+	f.panics.Add(c.panics)
+}
+
+// event handles one record. On a panic (a bug in enrich) the record passes through
+// unchanged and the chunk goes on.
+func (f *Filter) event(w *enrich.Worker, o *Output, ev *flbchunk.Event, st *counts) (changed, panicked bool) {
+	mark := o.enc.Len()
+	defer func() {
+		if r := recover(); r != nil {
+			o.enc.Truncate(mark)
+			o.enc.AppendRaw(ev.Raw)
+			st.panics++
+			st.out++
+			changed, panicked = false, true
+			f.log.Errorf("record at byte %d passed through unchanged: panic: %v\n%s", ev.Offset, r, debug.Stack())
+		}
+	}()
+
+	var res enrich.Result
+	var keyVal flbchunk.Value
+	found := false
+	if f.cfg.Key != "" {
+		keyVal, found, _ = flbchunk.FindField(ev.Body, f.cfg.Key)
+	}
+	switch {
+	case found && (keyVal.Type == flbchunk.TypeStr || keyVal.Type == flbchunk.TypeBin):
+		res = w.Text(keyVal.Payload)
+	case found && keyVal.Type == flbchunk.TypeMap:
+		res = w.Map(keyVal.Raw)
+	default:
+		res = w.Map(ev.Body)
+	}
+
+	if res.Err != nil {
+		st.notAudit++
+		st.out++
+		if !f.cfg.AddParseError {
+			o.enc.AppendRaw(ev.Raw)
+			return false, false
+		}
+		o.enc.Begin(ev.Time, ev.Meta)
+		it := flbchunk.NewMapIter(ev.Body)
+		for it.Next() {
+			if k, ok := it.Key().Str(); ok && string(k) == "parse_error" {
+				continue
+			}
+			o.enc.AddRawPair(it.Key().Raw, it.Value().Raw)
+		}
+		o.enc.AddString("parse_error", res.Err.Error())
+		o.enc.End()
+		return true, false
+	}
+
+	st.dropped += uint64(res.Dropped)
+	for i := range res.Records {
+		rec := &res.Records[i]
+		t := ev.Time
+		if !rec.Time.IsZero() {
+			if rt := (flbchunk.Time{Sec: rec.Time.Sec, Nsec: rec.Time.Nsec}); rt.Valid() {
+				t = rt
+			}
+		}
+		o.enc.Begin(t, ev.Meta)
+		if f.cfg.ReserveData {
+			it := flbchunk.NewMapIter(ev.Body)
+			for it.Next() {
+				k, isStr := it.Key().Str()
+				if isStr {
+					if string(k) == f.cfg.Key && !f.cfg.PreserveKey {
+						continue
+					}
+					if rec.HasKey(unsafe.String(unsafe.SliceData(k), len(k))) {
+						continue
+					}
+				}
+				o.enc.AddRawPair(it.Key().Raw, it.Value().Raw)
+			}
+		}
+		o.enc.AddPairs(rec.Fields, rec.Count)
+		o.enc.End()
+		st.out++
+	}
+	return len(res.Records) > 0 || res.Dropped > 0, false
+}
+
+// Close returns the instance's statistics. The Filter must not be used after.
+func (f *Filter) Close() Stats {
+	return f.Stats()
+}
+
+// Stats returns the statistics so far.
+func (f *Filter) Stats() Stats {
+	return Stats{
+		Chunks:       f.chunks.Load(),
+		RecordsIn:    f.in.Load(),
+		RecordsOut:   f.out.Load(),
+		Dropped:      f.dropped.Load(),
+		NotAudit:     f.notAudit.Load(),
+		Skipped:      f.skipped.Load(),
+		DecodeErrors: f.decodeErrs.Load(),
+		Panics:       f.panics.Load(),
+	}
+}
