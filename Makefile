@@ -1,7 +1,9 @@
 # kubetrail: one cgo shared object that Fluent Bit loads, plus a C test host.
 #
+#   make setup      install what building and testing need (apt-get as root, Go modules)
 #   make            build/kubetrail.so, build/flb-filter_k8s_audit.so (link),
 #                   build/plugins.conf, build/flb-testhost
+#   make demo       run k8s_audit over the bundled sample audit log, print the records
 #   make test       vet, race tests of the pure-Go packages, test-host tests, fuzzing
 #   make bench      Go benchmarks and flb-testhost bench
 #   make clean
@@ -34,7 +36,7 @@ BENCH_REQUESTRESPONSE ?=
 BENCH_SECONDS         ?= 5
 BENCH_SAMPLE          ?= ../shared/testdata/audit/audit2rbac-demo-v1-relabeled.log
 
-.PHONY: all test fuzz bench clean
+.PHONY: all setup demo test fuzz bench clean
 
 all: $(LIB) $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST)
 
@@ -60,6 +62,19 @@ $(PLUGINS_CONF): Makefile
 # (test/k8s/apiserver.mk: `make apiserver`, ~10 min cold, into build/k8s).
 -include test/k8s/apiserver.mk
 APISERVER_DEP := $(if $(wildcard test/k8s/apiserver.mk),apiserver)
+
+# Debian packages: the C toolchain and msgpack-c for the test host. Needs root.
+APT_PACKAGES := build-essential pkg-config libmsgpack-dev ca-certificates git
+setup:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	set -x; $$SUDO apt-get update -q && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES) </dev/null
+	$(GO) mod download
+	cd test/k8s && $(GO) mod download
+
+DEMO_LOG ?= conf/sample-audit.log
+demo: all
+	$(TESTHOST) filter -l $(FILTER_LINK) $(DEMO_LOG)
 
 $(TESTHOST): $(TESTHOST_SOURCES)
 	@mkdir -p $(BUILD)
