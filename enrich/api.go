@@ -122,7 +122,7 @@ type Facts struct {
 	// NonResourceURL is the request path of a non-resource request (/healthz, /metrics);
 	// "" for a resource request.
 	NonResourceURL string
-	// UserType is one of serviceaccount, node, system, anonymous, user.
+	// UserType is one of serviceaccount, node, system, anonymous, user, unauthenticated.
 	UserType string
 	// Code is responseStatus.code, 0 when absent.
 	Code int

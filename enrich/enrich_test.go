@@ -285,6 +285,7 @@ func TestUserTypes(t *testing.T) {
 		{"system:anonymous", map[string]any{"user_type": "anonymous"}},
 		{"system:kube-controller-manager", map[string]any{"user_type": "system"}},
 		{"jane", map[string]any{"user_type": "user", "effective_user": "jane"}},
+		{"", map[string]any{"user_type": "unauthenticated", "effective_user": nil}},
 	} {
 		expect(t, one(t, defaults(), ev(map[string]any{"user": map[string]any{"username": c.user}})), c.want)
 	}
@@ -330,6 +331,8 @@ func TestLongRunning(t *testing.T) {
 		{map[string]any{"objectRef": map[string]any{"resource": "pods", "subresource": "log"}, "requestURI": "/api/v1/namespaces/d/pods/p/log?follow=true"}, true},
 		{map[string]any{"objectRef": map[string]any{"resource": "pods", "subresource": "log"}, "requestURI": "/api/v1/namespaces/d/pods/p/log"}, false},
 		{map[string]any{"stage": "ResponseStarted"}, true},
+		// The apiserver writes every failed authentication at ResponseStarted, whatever the request.
+		{map[string]any{"stage": "ResponseStarted", "user": map[string]any{}, "responseStatus": map[string]any{"code": 401}}, false},
 		{map[string]any{"responseStatus": map[string]any{"code": 101}}, true},
 	} {
 		m := one(t, defaults(), ev(c.over))

@@ -225,9 +225,12 @@ const (
 	nodePrefix = "system:node:"
 )
 
-// userType classifies the authenticated user by the names Kubernetes reserves.
+// userType classifies the authenticated user by the names Kubernetes reserves. A
+// request whose authentication failed (401) has no user name at all.
 func userType(u []byte) string {
 	switch {
+	case len(u) == 0:
+		return "unauthenticated"
 	case bytes.HasPrefix(u, []byte(saPrefix)):
 		return "serviceaccount"
 	case bytes.HasPrefix(u, []byte(nodePrefix)):
@@ -268,7 +271,10 @@ func (w *Worker) longRunning(t *top, d *derived) bool {
 			return true
 		}
 	}
-	return string(t.verb) == "watch" || w.query.watch || string(t.stage) == "ResponseStarted" || d.code == 101
+	// The apiserver also writes a failed authentication (401) at stage ResponseStarted,
+	// for any request: only a stage ResponseStarted that did not fail is a stream.
+	started := string(t.stage) == "ResponseStarted" && d.code < 400
+	return string(t.verb) == "watch" || w.query.watch || started || d.code == 101
 }
 
 // array returns the items of an array value, nil for anything else (or nil).

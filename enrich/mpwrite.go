@@ -12,9 +12,24 @@ import (
 // github.com/vmihailenco/msgpack/v5, which also keeps this writer honest.
 type outBuf struct{ b []byte }
 
-func (o *outBuf) str(s []byte) { o.strHeader(len(s)); o.b = append(o.b, s...) }
+// str and strs write the fixstr header inline: most keys and values are short.
+func (o *outBuf) str(s []byte) {
+	if len(s) < 32 {
+		o.b = append(append(o.b, 0xa0|byte(len(s))), s...)
+		return
+	}
+	o.strHeader(len(s))
+	o.b = append(o.b, s...)
+}
 
-func (o *outBuf) strs(s string) { o.strHeader(len(s)); o.b = append(o.b, s...) }
+func (o *outBuf) strs(s string) {
+	if len(s) < 32 {
+		o.b = append(append(o.b, 0xa0|byte(len(s))), s...)
+		return
+	}
+	o.strHeader(len(s))
+	o.b = append(o.b, s...)
+}
 
 func (o *outBuf) strHeader(l int) {
 	switch {

@@ -68,7 +68,7 @@ var ruleFieldNames = [numRuleFields]string{
 // knownValues lists the values a literal pattern of a closed field may take.
 var knownValues = [numRuleFields][]string{
 	fieldStage:    {"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"},
-	fieldUserType: {"serviceaccount", "node", "system", "anonymous", "user"},
+	fieldUserType: {"serviceaccount", "node", "system", "anonymous", "user", "unauthenticated"},
 }
 
 // RuleSet is a parsed set of keep/drop rules; the zero value is the empty set, which
