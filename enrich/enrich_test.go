@@ -774,3 +774,37 @@ func TestKeepDropRulesThroughWorker(t *testing.T) {
 		t.Errorf("keep failures minus anonymous: codes %v", codes)
 	}
 }
+
+func TestMapInputExtAndKeys(t *testing.T) {
+	e, _ := New(defaults())
+	base := map[string]any{}
+	if err := json.Unmarshal([]byte(ev(nil)), &base); err != nil {
+		t.Fatal(err)
+	}
+	packed, _ := msgpack.Marshal(base)
+	// Append two fields by hand: an EventTime ext and an integer key.
+	n := len(base) + 2
+	body := binary.BigEndian.AppendUint32([]byte{0xdf}, uint32(n))
+	body = append(body, packed[1:]...) // drop the original map16/fixmap header below
+	if packed[0] == 0xde {
+		body = append(binary.BigEndian.AppendUint32([]byte{0xdf}, uint32(n)), packed[3:]...)
+	} else if packed[0]&0xf0 != 0x80 {
+		t.Fatalf("unexpected header 0x%x", packed[0])
+	}
+	body = append(body, 0xa2, 't', 's', 0xd7, 0x00, 0x69, 0x1e, 0xe9, 0x80, 0x1d, 0xcd, 0x65, 0x00) // 1763633536.5
+	body = append(body, 0x07, 0xa5, 's', 'e', 'v', 'e', 'n')
+	res := e.NewWorker().Map(body)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	m := fields(t, res.Records[0])
+	if m["ts"] != 1763633536.5 || m["7"] != "seven" {
+		t.Errorf("ext or integer key lost: ts=%v 7=%v", m["ts"], m["7"])
+	}
+	// A map key that is itself a map cannot be a field name: the record is refused
+	// (and passes through unchanged), it does not crash.
+	bad := []byte{0x81, 0x81, 0xa1, 'a', 0x01, 0x01}
+	if res := e.NewWorker().Map(bad); res.Err == nil {
+		t.Error("a map with a map key was accepted")
+	}
+}

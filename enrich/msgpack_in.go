@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 
@@ -75,27 +76,53 @@ func (w *Worker) fromMsgpack(depth int) (*fastjson.Value, error) {
 	case msgpcode.IsFixedNum(c) || (c >= msgpcode.Uint8 && c <= msgpcode.Int64):
 		n, err := d.DecodeInt64()
 		return a.NewNumberString(strconv.FormatInt(n, 10)), err
-	default: // ext types (EventTime) inside a body: keep them, as text
-		v, err := d.DecodeInterface()
-		if err != nil {
-			return nil, err
-		}
-		return a.NewString(fmt.Sprint(v)), nil
+	case msgpcode.IsExt(c):
+		return w.extValue()
+	default:
+		return nil, fmt.Errorf("unexpected msgpack code 0x%02x", c)
 	}
 }
 
-// mapKey reads a map key; Fluent Bit keys are strings, anything else is kept as text.
+// extValue keeps an ext value found inside a record: an EventTime (type 0, 8 bytes)
+// as float seconds, anything else as hex text. The bytes are read explicitly rather
+// than through DecodeInterface, which trusts declared lengths and could be made to
+// allocate gigabytes by a crafted record.
+func (w *Worker) extValue() (*fastjson.Value, error) {
+	typ, n, err := w.dec.DecodeExtHeader()
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > w.rd.Len() {
+		return nil, fmt.Errorf("ext value of %d bytes overruns the record", n)
+	}
+	b := make([]byte, n)
+	if err := w.dec.ReadFull(b); err != nil {
+		return nil, err
+	}
+	if typ == 0 && n == 8 {
+		sec := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		nsec := uint32(b[4])<<24 | uint32(b[5])<<16 | uint32(b[6])<<8 | uint32(b[7])
+		return w.arena.NewNumberFloat64(float64(sec) + float64(nsec)/1e9), nil
+	}
+	return w.arena.NewString(hex.EncodeToString(b)), nil
+}
+
+// mapKey reads a map key: Fluent Bit keys are strings; an integer key is kept as its
+// decimal text, anything else makes the record undecodable (it then passes through).
 func (w *Worker) mapKey() (string, error) {
 	c, err := w.dec.PeekCode()
 	if err != nil {
 		return "", err
 	}
-	if msgpcode.IsString(c) || msgpcode.IsBin(c) {
+	switch {
+	case msgpcode.IsString(c) || msgpcode.IsBin(c):
 		return w.dec.DecodeString()
+	case c == msgpcode.Uint64:
+		n, err := w.dec.DecodeUint64()
+		return strconv.FormatUint(n, 10), err
+	case msgpcode.IsFixedNum(c) || (c >= msgpcode.Uint8 && c <= msgpcode.Int64):
+		n, err := w.dec.DecodeInt64()
+		return strconv.FormatInt(n, 10), err
 	}
-	v, err := w.dec.DecodeInterface()
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprint(v), nil
+	return "", fmt.Errorf("map key of msgpack code 0x%02x is not a string", c)
 }
