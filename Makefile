@@ -31,7 +31,7 @@ TESTHOST_SOURCES := $(wildcard testhost/*.c testhost/*.h)
 PURE_PKGS = $(shell $(GO) list ./... | grep -v -e '/plugin$$' -e '/testhost$$')
 
 # flb-testhost bench corpora (audit log files, one event per line).
-BENCH_METADATA        ?= enrich/testdata/metadata.log
+BENCH_METADATA        ?= enrich/testdata/apiserver-metadata.log enrich/testdata/metadata.log
 BENCH_REQUESTRESPONSE ?= enrich/testdata/requestresponse.log
 BENCH_SECONDS         ?= 5
 BENCH_SAMPLE          ?= ../shared/testdata/audit/audit2rbac-demo-v1-relabeled.log

@@ -11,6 +11,7 @@ import (
 // Reproduce: go test ./enrich -run '^$' -bench . -benchmem
 func BenchmarkText(b *testing.B) {
 	for _, c := range []struct{ name, file string }{
+		{"apiserver", "testdata/apiserver-metadata.log"}, // written by a real kube-apiserver v1.34.4
 		{"metadata", "testdata/metadata.log"},
 		{"requestresponse", "testdata/requestresponse.log"},
 	} {

@@ -31,13 +31,14 @@ func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 		w.encodeValue(&w.buf, v, 0)
 	})
 
-	w.dbuf.b = w.dbuf.b[:0]
-	n := w.encodeDerived(t, d, ctx)
-	if dk != "" {
+	if dk == "" {
+		w.encodeDerived(&w.buf, t, d, ctx)
+	} else {
+		// Nested: the map header needs the count first, so write them aside.
+		w.dbuf.b = w.dbuf.b[:0]
+		n := w.encodeDerived(&w.dbuf, t, d, ctx)
 		w.key(dk)
 		w.buf.mapLen(n)
-		w.buf.b = append(w.buf.b, w.dbuf.b...)
-	} else {
 		w.buf.b = append(w.buf.b, w.dbuf.b...)
 	}
 	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
@@ -145,10 +146,10 @@ func (dw *derivedWriter) boolean(k string, v bool) {
 	}
 }
 
-// encodeDerived writes the derived fields into dbuf and returns how many it wrote.
+// encodeDerived writes the derived fields into out and returns how many it wrote.
 // Absent facts are left out rather than written empty.
-func (w *Worker) encodeDerived(t *top, d *derived, ctx inputCtx) int {
-	dw := derivedWriter{w: w, enc: &w.dbuf}
+func (w *Worker) encodeDerived(out *outBuf, t *top, d *derived, ctx inputCtx) int {
+	dw := derivedWriter{w: w, enc: out}
 	if d.hasDuration {
 		dw.key("duration_ms")
 		dw.enc.float(d.durationMs)
@@ -183,12 +184,16 @@ func (w *Worker) encodeDerived(t *top, d *derived, ctx inputCtx) int {
 	dw.str("hostname", ctx.hostname)
 
 	dw.str("group_resource", d.groupResource)
-	dw.str("namespace", d.namespace)
-	dw.str("resource", d.resource)
-	dw.str("name", d.name)
-	dw.str("subresource", d.subresource)
-	dw.str("api_group", d.apiGroup)
-	dw.str("api_version", d.apiVersion)
+	if d.fromURI {
+		// Only without an objectRef: otherwise these would repeat objectRef's own
+		// fields in every record, and Fluent Bit pays for every byte it stores.
+		dw.str("namespace", d.namespace)
+		dw.str("resource", d.resource)
+		dw.str("name", d.name)
+		dw.str("subresource", d.subresource)
+		dw.str("api_group", d.apiGroup)
+		dw.str("api_version", d.apiVersion)
+	}
 	dw.str("request_path", d.requestPath)
 	w.encodeQuery(&dw)
 

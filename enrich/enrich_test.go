@@ -188,7 +188,8 @@ func TestDerivedFromRealApiserverLines(t *testing.T) {
 	expect(t, one(t, defaults(), el[0]), map[string]any{
 		"duration_ms": 3.3, "outcome": "success", "authz_decision": "allow", "authz_reason": "",
 		"user_type": "system", "effective_user": "system:serviceaccounts:default:default",
-		"group_resource": "pods", "namespace": "default", "name": "my-pod",
+		"group_resource": "pods", "objectRef.namespace": "default", "objectRef.name": "my-pod",
+		"namespace": nil, "name": nil, // objectRef has them: not repeated
 		"user_agent_product": "kubectl", "user_agent_version": "v1.26.1", "client_ip": "67.43.156.1",
 		"long_running": false, "verb": "get", "responseStatus.code": 200,
 	})
@@ -196,7 +197,7 @@ func TestDerivedFromRealApiserverLines(t *testing.T) {
 	expect(t, m, map[string]any{
 		"duration_ms": 38.04, "user_type": "serviceaccount", "sa_namespace": "kube-system",
 		"sa_name": "elastic-agent", "group_resource": "leases.coordination.k8s.io",
-		"api_group": "coordination.k8s.io", "user_agent_product": "elastic-agent",
+		"objectRef.apiGroup": "coordination.k8s.io", "user_agent_product": "elastic-agent",
 		"authz_reason": `RBAC: allowed by RoleBinding "elastic-agent/kube-system" of Role "elastic-agent" to ServiceAccount "elastic-agent/kube-system"`,
 	})
 
@@ -577,7 +578,7 @@ func TestManagedFieldsAndSizeLimit(t *testing.T) {
 			"responseObject": map[string]any{"kind": "Status", "code": 201}})
 		m := one(t, defaults(), big)
 		expect(t, m, map[string]any{"truncated": true, "truncation": "max_object_size",
-			"requestObject.truncated": true, "responseObject.kind": "Status", "name": "big"})
+			"requestObject.truncated": true, "responseObject.kind": "Status", "objectRef.name": "big"})
 		if n, _ := normalize(get(m, "requestObject.size_bytes")).(float64); n < float64(size) {
 			t.Errorf("size_bytes = %v, want >= %d", n, size)
 		}

@@ -32,6 +32,7 @@ type derived struct {
 	groupResource                          []byte
 	namespace, resource, name, subresource []byte
 	apiGroup, apiVersion, requestPath      []byte
+	fromURI                                bool // no objectRef: the object comes from the URI
 	nonResourceURL                         []byte
 	deprecated                             bool
 	removedRelease                         []byte
@@ -157,6 +158,7 @@ func (w *Worker) derive(t *top, ctx inputCtx) {
 	} else if rt := parseRequestPath(uriPath); rt.isResource {
 		d.namespace, d.resource, d.name, d.subresource = rt.namespace, rt.resource, rt.name, rt.sub
 		d.apiGroup, d.apiVersion = rt.apiGroup, rt.apiVersion
+		d.fromURI = true
 	}
 	if len(d.resource) > 0 {
 		gr := w.strs

@@ -521,12 +521,12 @@ func TestApiserverAudit(t *testing.T) {
 	// TokenRequest and TokenReview.
 	r = find(rc, "create", tokenPath, nil)
 	expect("TokenRequest", r, map[string]any{"group_resource": "serviceaccounts/token",
-		"resource": "serviceaccounts", "subresource": "token", "name": "e2e-sa", "namespace": ns,
+		"objectRef.resource": "serviceaccounts", "objectRef.subresource": "token", "objectRef.name": "e2e-sa", "objectRef.namespace": ns,
 		"responseObject.status.token": "[REDACTED]", "outcome": "success"})
 	expectRedacted("TokenRequest", r, "responseObject.status.token")
 	r = find(rc, "create", "/apis/authentication.k8s.io/v1/tokenreviews", nil)
 	expect("TokenReview", r, map[string]any{"group_resource": "tokenreviews.authentication.k8s.io",
-		"api_group": "authentication.k8s.io", "requestObject.spec.token": "[REDACTED]",
+		"objectRef.apiGroup": "authentication.k8s.io", "requestObject.spec.token": "[REDACTED]",
 		"responseObject.status.authenticated": true})
 	expectRedacted("TokenReview", r, "requestObject.spec.token")
 	if r.at("responseObject.spec.token") != nil {
@@ -570,9 +570,9 @@ func TestApiserverAudit(t *testing.T) {
 	r = find(rc, "create", nsPath+"/configmaps", func(r rec) bool { return r.str("objectRef.name") == "E2E_Invalid!" })
 	expect("invalid ConfigMap", r, map[string]any{"outcome": "failure", "responseStatus.code": 422})
 	r = find(rc, "delete", nsPath+"/configmaps/e2e-small", nil)
-	expect("delete", r, map[string]any{"outcome": "success", "name": "e2e-small", "resource": "configmaps"})
+	expect("delete", r, map[string]any{"outcome": "success", "objectRef.name": "e2e-small", "objectRef.resource": "configmaps"})
 	r = find(rc, "create", execURI, nil)
-	expect("exec", r, map[string]any{"outcome": "failure", "subresource": "exec", "name": "nope",
+	expect("exec", r, map[string]any{"outcome": "failure", "objectRef.subresource": "exec", "objectRef.name": "nope",
 		"group_resource": "pods/exec", "request_path": nsPath + "/pods/nope/exec"})
 
 	t.Run("RealFluentBit", func(t *testing.T) {
