@@ -24,7 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -610,7 +609,7 @@ func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
 // returns every record it printed.
 func runFluentBitOver(t *testing.T, file string, want int) ([]rec, []byte) {
 	t.Helper()
-	fb := fluentBit(t)
+	fluentBit(t)
 	pluginsConf, _ := filepath.Abs("../build/plugins.conf")
 	if _, err := os.Stat(pluginsConf); err != nil {
 		t.Fatalf("%s is missing: run make first", pluginsConf)
@@ -645,66 +644,18 @@ func runFluentBitOver(t *testing.T, file string, want int) ([]rec, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(fb, "-c", cfg)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	type line struct {
-		r   rec
-		raw []byte
-	}
-	lines := make(chan line, 4096)
-	var other bytes.Buffer // Fluent Bit's own log lines, when they go to stdout
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 64<<20)
-		for sc.Scan() {
-			dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-			dec.UseNumber()
-			var m map[string]any
-			if dec.Decode(&m) == nil {
-				lines <- line{rec(m), append([]byte(nil), sc.Bytes()...)}
-			} else {
-				other.WriteString(sc.Text() + "\n")
-			}
-		}
-		close(lines)
-	}()
+	run := runFluentBit(t, "", cfg, want)
 	var recs []rec
 	var out []byte
-	add := func(l line) {
-		recs = append(recs, l.r)
-		out = append(append(out, l.raw...), '\n')
-	}
-	timeout := time.After(30 * time.Second)
-wait:
-	for len(recs) < want {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				break wait
-			}
-			add(l)
-		case <-timeout:
-			break wait
+	for _, l := range run.Lines {
+		dec := json.NewDecoder(bytes.NewReader(l))
+		dec.UseNumber() // microsecond timestamps must survive
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("record %s: %v", l, err)
 		}
-	}
-	// Stop, then take whatever else it printed (a duplicate would show here).
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	killer := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
-	for l := range lines {
-		add(l)
-	}
-	_ = cmd.Wait()
-	killer.Stop()
-	if len(recs) != want || t.Failed() {
-		t.Logf("Fluent Bit log:\n%s%s", stderr.String(), other.String())
+		recs = append(recs, rec(m))
+		out = append(append(out, l...), '\n')
 	}
 	return recs, out
 }

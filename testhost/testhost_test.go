@@ -15,9 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -470,26 +468,9 @@ func TestMemoryStaysBounded(t *testing.T) {
 	}
 }
 
-// fluentBit finds a real Fluent Bit: $FLUENT_BIT, else fluent-bit on PATH.
-func fluentBit(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FLUENT_BIT"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("FLUENT_BIT=%s: %v", p, err)
-		}
-		return p
-	}
-	p, err := exec.LookPath("fluent-bit")
-	if err != nil {
-		t.Skip("no Fluent Bit: set FLUENT_BIT or put fluent-bit on PATH to run the library in a real one")
-	}
-	return p
-}
-
 // TestRealFluentBit runs tail -> k8s_audit -> stdout (json_lines) in a real Fluent Bit
 // with the plugins file that make writes, and checks the enriched records.
 func TestRealFluentBit(t *testing.T) {
-	fb := fluentBit(t)
 	_, _ = paths(t)
 	pluginsConf, _ := filepath.Abs("../build/plugins.conf")
 	if _, err := os.Stat(pluginsConf); err != nil {
@@ -526,59 +507,9 @@ func TestRealFluentBit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(fb, "-c", cfg)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	type line struct {
-		m   map[string]any
-		raw string
-	}
-	lines := make(chan line, 1024)
-	var other bytes.Buffer // Fluent Bit's own log lines, when it writes them to stdout
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- line{m, sc.Text()}
-			} else {
-				other.WriteString(sc.Text() + "\n")
-			}
-		}
-		close(lines)
-	}()
-	var got []map[string]any
-	timeout := time.After(30 * time.Second)
-collect:
-	for len(got) < want {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				break collect
-			}
-			got = append(got, l.m)
-		case <-timeout:
-			break collect
-		}
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	logs := stderr.String() + other.String()
+	run := runFluentBit(t, "", cfg, want)
+	got := run.records(t)
+	logs := run.Log
 	t.Logf("Fluent Bit log:\n%s", logs)
 	if len(got) != want {
 		t.Fatalf("%d records from %d lines", len(got), want)
