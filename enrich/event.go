@@ -23,6 +23,7 @@ type derived struct {
 	outcome, userType                      string
 	code                                   int64
 	authzDecision, authzReason             []byte
+	username                               []byte
 	saNamespace, saName, nodeName          []byte
 	tokenPodName, tokenPodUID, tokenNode   []byte
 	credentialID                           []byte
@@ -180,6 +181,7 @@ func (w *Worker) derive(t *top, ctx inputCtx) {
 
 	// Who.
 	username := t.user.GetStringBytes("username")
+	d.username = username
 	d.userType = userType(username)
 	switch d.userType {
 	case "serviceaccount":
@@ -331,7 +333,7 @@ func (w *Worker) dropped(t *top) bool {
 	f := Facts{
 		Stage:          b2s(t.stage),
 		Verb:           b2s(t.verb),
-		User:           b2s(t.user.GetStringBytes("username")),
+		User:           b2s(d.username),
 		GroupResource:  b2s(d.groupResource),
 		Namespace:      b2s(d.namespace),
 		Name:           b2s(d.name),

@@ -108,11 +108,7 @@ func (q *queryParams) parse(raw []byte) {
 	*q = queryParams{scratch: q.scratch[:0]}
 	for len(raw) > 0 {
 		var kv []byte
-		if i := bytes.IndexByte(raw, '&'); i >= 0 {
-			kv, raw = raw[:i], raw[i+1:]
-		} else {
-			kv, raw = raw, nil
-		}
+		kv, raw = nextParam(raw)
 		k, v := kv, []byte(nil)
 		if i := bytes.IndexByte(kv, '='); i >= 0 {
 			k, v = kv[:i], kv[i+1:]
@@ -176,6 +172,14 @@ func atoi(b []byte) (int64, bool) {
 	return n, true
 }
 
+// nextParam cuts the first key=value parameter off a raw query string.
+func nextParam(query []byte) (kv, rest []byte) {
+	if i := bytes.IndexByte(query, '&'); i >= 0 {
+		return query[:i], query[i+1:]
+	}
+	return query, nil
+}
+
 // splitURI cuts a request URI into path and raw query.
 func splitURI(uri []byte) (path, query []byte) {
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
@@ -196,11 +200,7 @@ func redactCommand(dst, uri []byte) []byte {
 	first := true
 	for len(query) > 0 {
 		var kv []byte
-		if i := bytes.IndexByte(query, '&'); i >= 0 {
-			kv, query = query[:i], query[i+1:]
-		} else {
-			kv, query = query, nil
-		}
+		kv, query = nextParam(query)
 		if !first {
 			dst = append(dst, '&')
 		}

@@ -609,41 +609,7 @@ func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
 // returns every record it printed.
 func runFluentBitOver(t *testing.T, file string, want int) ([]rec, []byte) {
 	t.Helper()
-	fluentBit(t)
-	pluginsConf, _ := filepath.Abs("../build/plugins.conf")
-	if _, err := os.Stat(pluginsConf); err != nil {
-		t.Fatalf("%s is missing: run make first", pluginsConf)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "fluent-bit.conf")
-	// Buffer_Max_Size: the big ConfigMap's line is ~200 KiB, tail's default limit 32k.
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[SERVICE]
-    Flush        1
-    Grace        1
-    Log_Level    info
-    Plugins_File %s
-
-[INPUT]
-    Name              tail
-    Path              %s
-    Read_from_Head    on
-    Buffer_Chunk_Size 256k
-    Buffer_Max_Size   16m
-    Tag               kube.audit
-    DB                %s
-
-[FILTER]
-    Name   k8s_audit
-    Match  kube.*
-
-[OUTPUT]
-    Name   stdout
-    Match  *
-    Format json_lines
-`, pluginsConf, file, filepath.Join(dir, "tail.db"))), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := tailConfig(t, file, "")
 	run := runFluentBit(t, "", cfg, want)
 	var recs []rec
 	var out []byte

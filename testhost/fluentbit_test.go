@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -104,4 +106,45 @@ func (r fluentBitRun) records(t *testing.T) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// tailConfig writes a classic configuration that tails file from its head (lines up to
+// 16 MiB: RequestResponse events exceed tail's 32 KiB default) through k8s_audit, with
+// filterProps as extra filter lines, to stdout as json_lines. It returns its path.
+func tailConfig(t *testing.T, file, filterProps string) string {
+	t.Helper()
+	pluginsConf, _ := filepath.Abs("../build/plugins.conf")
+	if _, err := os.Stat(pluginsConf); err != nil {
+		t.Fatalf("%s is missing: run make first", pluginsConf)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fluent-bit.conf")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[SERVICE]
+    Flush        1
+    Grace        1
+    Log_Level    info
+    Plugins_File %s
+
+[INPUT]
+    Name              tail
+    Path              %s
+    Read_from_Head    on
+    Buffer_Chunk_Size 256k
+    Buffer_Max_Size   16m
+    Tag               kube.audit
+    DB                %s
+
+[FILTER]
+    Name   k8s_audit
+    Match  kube.*
+%s
+[OUTPUT]
+    Name   stdout
+    Match  *
+    Format json_lines
+`, pluginsConf, file, filepath.Join(dir, "tail.db"), filterProps)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

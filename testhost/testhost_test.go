@@ -472,41 +472,9 @@ func TestMemoryStaysBounded(t *testing.T) {
 // with the plugins file that make writes, and checks the enriched records.
 func TestRealFluentBit(t *testing.T) {
 	_, _ = paths(t)
-	pluginsConf, _ := filepath.Abs("../build/plugins.conf")
-	if _, err := os.Stat(pluginsConf); err != nil {
-		t.Fatalf("%s is missing: run make first", pluginsConf)
-	}
 	sample, _ := filepath.Abs(filepath.Join(sharedAudit, "audit2rbac-demo-v1-relabeled.log"))
 	want := len(sampleLines(t, filepath.Base(sample)))
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "fluent-bit.conf")
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[SERVICE]
-    Flush        1
-    Grace        1
-    Log_Level    info
-    Plugins_File %s
-
-[INPUT]
-    Name           tail
-    Path           %s
-    Read_from_Head on
-    Tag            kube.audit
-    DB             %s
-
-[FILTER]
-    Name           k8s_audit
-    Match          kube.*
-    Alias          audit_e2e
-    Time_Source    stage
-
-[OUTPUT]
-    Name           stdout
-    Match          *
-    Format         json_lines
-`, pluginsConf, sample, filepath.Join(dir, "tail.db"))), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := tailConfig(t, sample, "    Alias        audit_e2e\n    Time_Source  stage\n")
 	run := runFluentBit(t, "", cfg, want)
 	got := run.records(t)
 	logs := run.Log
