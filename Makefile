@@ -79,7 +79,7 @@ demo: all
 $(TESTHOST): $(TESTHOST_SOURCES)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(MSGPACK_CFLAGS) -o $@ \
-		testhost/flb-testhost.c testhost/host.c testhost/mpjson.c \
+		testhost/flb-testhost.c testhost/host.c testhost/input.c testhost/mpjson.c \
 		-rdynamic -ldl -lpthread $(MSGPACK_LIBS) -lm
 
 test: all $(APISERVER_DEP)

@@ -3,11 +3,12 @@
 // directory's Go test package; the Makefile builds it)
 
 /*
- * flb-testhost: runs a Fluent Bit native filter plugin (flb-filter_<name>.so) without
- * Fluent Bit. It loads the library as Fluent Bit does (dlopen RTLD_LAZY, the
- * registration structure named after the file, copied), provides the host functions
- * the plugin resolves at run time, and calls cb_init / cb_filter / cb_exit with
- * malloc/free ownership as Fluent Bit has it.
+ * flb-testhost: runs a Fluent Bit native filter plugin (flb-filter_<name>.so), or a
+ * Go-proxy input plugin, without Fluent Bit. For a filter it loads the library as Fluent
+ * Bit does (dlopen RTLD_LAZY, the registration structure named after the file, copied),
+ * provides the host functions the plugin resolves at run time, and calls cb_init /
+ * cb_filter / cb_exit with malloc/free ownership as Fluent Bit has it. For an input it
+ * plays Fluent Bit 5.1.1's Go proxy (input.c).
  *
  *   flb-testhost filter -l LIB [-p key=value]... [-n RECORDS_PER_CHUNK] [FILE|-]
  *       audit log lines -> {"log": line} records -> filter -> JSON lines on stdout
@@ -20,8 +21,19 @@
  *       reference
  *   flb-testhost bench -l LIB [-p k=v]... [-n RECORDS_PER_CHUNK] [--seconds S] FILE
  *       one thread calls cb_filter (and frees the output) for S seconds
+ *   flb-testhost input -l LIB [-p k=v]... [--interval-ms MS] [--out FILE] [--no-ctx]
+ *                      [--pause-at-ms A --pause-ms P] [--exit-after-ms T]
+ *       LIB is a Go-proxy input (FLBPluginRegister, e.g. build/kubetrail.so). Its
+ *       FLBPluginInit and, every MS (1000) ms, its input callback run on a thread of
+ *       their own; each buffer becomes JSON lines appended to FILE (default stdout) and
+ *       fsync()ed before the cleanup callback. --no-ctx ignores the *Ctx callbacks
+ *       (Fluent Bit < 4.1). FLBPluginInputPause at A ms, FLBPluginInputResume P ms
+ *       later. Stops on SIGTERM/SIGINT or after T ms: pause (as Fluent Bit's shutdown),
+ *       FLBPluginInputPreExit, FLBPluginExit, FLBPluginUnregister; then one summary
+ *       line on stderr: testhost input: callbacks=N batches=N records=N bytes=N
+ *       malformed=N
  *
- * Exit codes: 0 ok, 1 usage, load or I/O error, 2 cb_init failed.
+ * Exit codes: 0 ok, 1 usage, load or I/O error, 2 cb_init / FLBPluginInit failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +59,13 @@ struct opts {
     long threads;
     long repeat;
     double seconds;
+    /* input mode */
+    long interval_ms;
+    const char *out;
+    int no_ctx;
+    long pause_at_ms;
+    long pause_ms;
+    long exit_after_ms;
 };
 
 static void usage(void)
@@ -57,7 +76,10 @@ static void usage(void)
         "  flb-testhost frames -l LIB [-p key=value]...\n"
         "  flb-testhost stress -l LIB [-p key=value]... --threads T --repeat R FILE\n"
         "  flb-testhost bench  -l LIB [-p key=value]... [-n RECORDS_PER_CHUNK] [--seconds S] FILE\n"
-        "LIB is the plugin file as Fluent Bit loads it, e.g. build/flb-filter_k8s_audit.so.\n"
+        "  flb-testhost input  -l LIB [-p key=value]... [--interval-ms MS] [--out FILE] [--no-ctx]\n"
+        "                      [--pause-at-ms A --pause-ms P] [--exit-after-ms T]\n"
+        "LIB is the plugin file as Fluent Bit loads it: build/flb-filter_k8s_audit.so for the\n"
+        "filter modes, build/kubetrail.so (a Go-proxy input) for input.\n"
         "Other options: --tag TAG (default kube-audit).\n");
     exit(EXIT_USAGE);
 }
@@ -85,6 +107,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
     o->threads = 4;
     o->repeat = 10;
     o->seconds = 5;
+    o->interval_ms = 1000; /* PROXY_CALLBACK_TIME */
+    o->pause_at_ms = -1;
+    o->pause_ms = -1;
+    o->exit_after_ms = -1;
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage();
     }
@@ -118,6 +144,24 @@ static void parse_args(int argc, char **argv, struct opts *o)
         }
         else if (strcmp(a, "--tag") == 0 && has_next) {
             o->tag = argv[++i];
+        }
+        else if (strcmp(a, "--interval-ms") == 0 && has_next) {
+            o->interval_ms = parse_long("--interval-ms", argv[++i], 1);
+        }
+        else if (strcmp(a, "--out") == 0 && has_next) {
+            o->out = argv[++i];
+        }
+        else if (strcmp(a, "--no-ctx") == 0) {
+            o->no_ctx = 1;
+        }
+        else if (strcmp(a, "--pause-at-ms") == 0 && has_next) {
+            o->pause_at_ms = parse_long("--pause-at-ms", argv[++i], 0);
+        }
+        else if (strcmp(a, "--pause-ms") == 0 && has_next) {
+            o->pause_ms = parse_long("--pause-ms", argv[++i], 0);
+        }
+        else if (strcmp(a, "--exit-after-ms") == 0 && has_next) {
+            o->exit_after_ms = parse_long("--exit-after-ms", argv[++i], 0);
         }
         else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "flb-testhost: unknown or incomplete option '%s'\n", a);
@@ -667,6 +711,33 @@ static int mode_bench(const struct opts *o)
     return 0;
 }
 
+/* ---- input ---- */
+
+static int mode_input(const struct opts *o)
+{
+    struct input_opts io;
+
+    if (o->file != NULL) {
+        fprintf(stderr, "flb-testhost: input takes no FILE argument (see --out)\n");
+        return EXIT_USAGE;
+    }
+    if ((o->pause_at_ms < 0) != (o->pause_ms < 0)) {
+        fprintf(stderr, "flb-testhost: --pause-at-ms and --pause-ms go together\n");
+        return EXIT_USAGE;
+    }
+    memset(&io, 0, sizeof(io));
+    io.lib = o->lib;
+    io.props = o->props;
+    io.nprops = o->nprops;
+    io.interval_ms = o->interval_ms;
+    io.out = o->out;
+    io.no_ctx = o->no_ctx;
+    io.pause_at_ms = o->pause_at_ms;
+    io.pause_ms = o->pause_ms;
+    io.exit_after_ms = o->exit_after_ms;
+    return input_run(&io);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -683,6 +754,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(o.mode, "bench") == 0) {
         return mode_bench(&o);
+    }
+    if (strcmp(o.mode, "input") == 0) {
+        return mode_input(&o);
     }
     fprintf(stderr, "flb-testhost: unknown mode '%s'\n", o.mode);
     usage();

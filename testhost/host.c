@@ -83,10 +83,10 @@ void flb_log_print(int type, const char *file, int line, const char *fmt, ...)
     if (n < 0) {
         return;
     }
+    /* file and line are dropped, as Fluent Bit's flb_log_construct does */
+    (void) file;
+    (void) line;
     buf_printf(&b, "[%s] [%s] ", stamp, log_type_name(type));
-    if (file != NULL) {
-        buf_printf(&b, "[%s:%d] ", file, line);
-    }
     buf_append(&b, msg, (size_t) n);
     buf_putc(&b, '\n');
     fwrite(b.data, 1, b.len, stderr); /* one write: lines from threads do not mix */
@@ -97,7 +97,8 @@ void flb_log_print(int type, const char *file, int line, const char *fmt, ...)
 
 /* ---- the fake instance ---- */
 
-static int level_from_str(const char *s)
+/* flb_log_get_level_str: a log_level name to its number, -1 if unknown. */
+int host_log_level(const char *s)
 {
     static const char *names[] = {"off", "error", "warn", "info", "debug", "trace"};
     int i;
@@ -127,7 +128,7 @@ int host_set_property(struct flb_filter_instance *ins, const char *kv)
     }
     key = strndup(kv, (size_t) (eq - kv));
     if (strcasecmp(key, "log_level") == 0) {
-        level = level_from_str(eq + 1);
+        level = host_log_level(eq + 1);
         if (level < 0) {
             fprintf(stderr, "flb-testhost: invalid log_level '%s'\n", eq + 1);
             free(key);

@@ -1,7 +1,7 @@
 /*
- * flb-testhost: loads a Fluent Bit native filter plugin the way Fluent Bit does and
- * plays the host: the exported functions the plugin resolves at run time and a fake
- * filter instance.
+ * flb-testhost: loads a Fluent Bit native filter plugin, or a Go-proxy input plugin, the
+ * way Fluent Bit does and plays the host: the exported functions the plugin resolves at
+ * run time and a fake filter or input instance.
  */
 #ifndef FLB_TESTHOST_H
 #define FLB_TESTHOST_H
@@ -67,6 +67,9 @@ struct host {
 #define EXIT_INIT  2
 
 /* host.c */
+void flb_log_print(int type, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int host_log_level(const char *name);
 int host_set_property(struct flb_filter_instance *ins, const char *kv);
 int host_load(struct host *h, const char *path);
 int host_init(struct host *h);
@@ -88,5 +91,25 @@ void buf_free(struct buf *b);
  * output does with format json_lines: {"date":<seconds>, ...body}. Group markers are
  * skipped. Returns the number of records printed, -1 on malformed data. */
 long chunk_to_json_lines(const char *data, size_t len, struct buf *out);
+
+/* The same with the checks of Fluent Bit's log event decoder (src/flb_log_event_decoder.c:
+ * metadata must be a map, the timestamp an unsigned integer, a float or an EventTime;
+ * chunk_to_json_lines lets these pass or skips the event). On -1, *why says what is
+ * wrong. For what an input hands Fluent Bit, which its outputs decode that way. */
+long events_to_json_lines(const char *data, size_t len, struct buf *out, const char **why);
+
+/* input.c: the `input` mode. */
+struct input_opts {
+    const char *lib;
+    const char **props;
+    int nprops;
+    long interval_ms;   /* collector period */
+    const char *out;    /* NULL: stdout */
+    int no_ctx;         /* ignore the *Ctx callbacks (Fluent Bit < 4.1) */
+    long pause_at_ms;   /* < 0: no pause */
+    long pause_ms;
+    long exit_after_ms; /* < 0: run until SIGTERM/SIGINT */
+};
+int input_run(const struct input_opts *o);
 
 #endif

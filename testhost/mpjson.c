@@ -197,13 +197,45 @@ static int record_time(const msgpack_object *ts, double *out)
     }
 }
 
-long chunk_to_json_lines(const char *data, size_t len, struct buf *out)
+/* What Fluent Bit's log event decoder rejects in an event that chunk_to_json_lines lets
+ * through (src/flb_log_event_decoder.c: flb_event_decoder_decode_object and
+ * flb_log_event_decoder_decode_timestamp); NULL when it decodes. */
+static const char *decoder_reject(const msgpack_object *root)
+{
+    const msgpack_object *ts = &root->via.array.ptr[0];
+
+    if (ts->type == MSGPACK_OBJECT_ARRAY) {
+        if (ts->via.array.size == 2 && ts->via.array.ptr[1].type != MSGPACK_OBJECT_MAP) {
+            return "event metadata is not a map";
+        }
+        ts = &ts->via.array.ptr[0];
+    }
+    switch (ts->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return NULL;
+    case MSGPACK_OBJECT_EXT:
+        if (!is_event_time(ts)) {
+            return "event timestamp is an ext that is not an EventTime (type 0, 8 bytes)";
+        }
+        if (be32(ts->via.ext.ptr) >= 0xFFFFFFFEu && be32(ts->via.ext.ptr + 4) != 0) {
+            return "group marker EventTime with non-zero nanoseconds";
+        }
+        return NULL;
+    default:
+        return "event timestamp is not an unsigned integer, a float or an EventTime";
+    }
+}
+
+static long convert(const char *data, size_t len, struct buf *out, int strict, const char **why)
 {
     msgpack_unpacked result;
     size_t off = 0;
     long n = 0;
     msgpack_unpack_return ret;
 
+    *why = NULL;
     msgpack_unpacked_init(&result);
     while ((ret = msgpack_unpack_next(&result, data, len, &off)) == MSGPACK_UNPACK_SUCCESS) {
         const msgpack_object *root = &result.data;
@@ -212,12 +244,14 @@ long chunk_to_json_lines(const char *data, size_t len, struct buf *out)
         uint32_t i;
 
         if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 2) {
+            *why = "event is not a 2-element array";
             n = -1;
             break;
         }
         ts = &root->via.array.ptr[0];
         if (ts->type == MSGPACK_OBJECT_ARRAY) {
             if (ts->via.array.size != 2) {
+                *why = "event header is not a 2-element array";
                 n = -1;
                 break;
             }
@@ -225,6 +259,11 @@ long chunk_to_json_lines(const char *data, size_t len, struct buf *out)
         }
         body = &root->via.array.ptr[1];
         if (body->type != MSGPACK_OBJECT_MAP) {
+            *why = "event body is not a map";
+            n = -1;
+            break;
+        }
+        if (strict && (*why = decoder_reject(root)) != NULL) {
             n = -1;
             break;
         }
@@ -243,8 +282,21 @@ long chunk_to_json_lines(const char *data, size_t len, struct buf *out)
         n++;
     }
     if (n >= 0 && off != len) {
+        *why = "invalid or truncated msgpack";
         n = -1;
     }
     msgpack_unpacked_destroy(&result);
     return n;
+}
+
+long chunk_to_json_lines(const char *data, size_t len, struct buf *out)
+{
+    const char *why;
+
+    return convert(data, len, out, 0, &why);
+}
+
+long events_to_json_lines(const char *data, size_t len, struct buf *out, const char **why)
+{
+    return convert(data, len, out, 1, why);
 }
