@@ -1,7 +1,7 @@
 # kubetrail: one cgo shared object that Fluent Bit loads, plus a C test host.
 #
 #   make setup      install what building and testing need (apt-get as root, Go modules)
-#   make            build/kubetrail.so, build/flb-filter_k8s_audit.so (link),
+#   make            build/kubetrail.so (k8s_events input), build/flb-filter_k8s_audit.so (link),
 #                   build/plugins.conf, build/flb-testhost
 #   make demo       run k8s_audit over the bundled sample audit log, print the records
 #   make test       vet, race tests of the pure-Go packages, test-host tests, fuzzing
@@ -50,13 +50,11 @@ $(LIB): $(GO_SOURCES)
 $(FILTER_LINK): $(LIB)
 	ln -sfn $(notdir $(LIB)) $@
 
-# Only the filter for now: kubetrail has no Go-proxy input yet. (Listing kubetrail.so
-# would not fail: Fluent Bit 5.1.1's flb_plugin_proxy_create ignores the -1 that
-# flb_plugin_proxy_register returns without FLBPluginRegister; it loads the file and
-# registers nothing.)
+# Both plugins: kubetrail.so itself is the Go-proxy input (FLBPluginRegister), the link
+# the native filter. Fluent Bit dlopens one file twice and gets one handle: one Go runtime.
 $(PLUGINS_CONF): Makefile
 	@mkdir -p $(BUILD)
-	printf '[PLUGINS]\n    Path %s\n' '$(abspath $(FILTER_LINK))' > $@
+	printf '[PLUGINS]\n    Path %s\n    Path %s\n' '$(abspath $(LIB))' '$(abspath $(FILTER_LINK))' > $@
 
 # The real kube-apiserver and etcd that internal/testcluster's tests need
 # (test/k8s/apiserver.mk: `make apiserver`, ~10 min cold, into build/k8s).

@@ -41,30 +41,15 @@ var AuditProperties = []Property{
 // auditPlugin prefixes every error of ParseAudit.
 const auditPlugin = "k8s_audit"
 
-// auditPropError names the plugin and property at fault and wraps err.
-func auditPropError(plugin, name string, err error) error {
-	return fmt.Errorf("%s: property %q: %w", plugin, name, err)
-}
-
 // auditValue returns the trimmed value of a k8s_audit property, or its default when
 // it is unset ("").
-func auditValue(g Getter, name string) string {
-	if v := g.Get(name); v != "" {
-		return strings.TrimSpace(v)
-	}
-	for _, p := range AuditProperties {
-		if p.Name == name {
-			return p.Default
-		}
-	}
-	panic("conf: no k8s_audit property " + name)
-}
+func auditValue(g Getter, name string) string { return propValue(g, AuditProperties, name) }
 
 // ParseAudit reads the k8s_audit properties through g, applies defaults and validates.
 func ParseAudit(g Getter) (Audit, error) {
 	var a Audit
 	var err error
-	fail := func(name string, e error) (Audit, error) { return Audit{}, auditPropError(auditPlugin, name, e) }
+	fail := func(name string, e error) (Audit, error) { return Audit{}, propError(auditPlugin, name, e) }
 
 	if a.Key = auditValue(g, "key"); a.Key == "" {
 		return fail("key", errors.New("must not be empty"))
@@ -146,17 +131,9 @@ func (a Audit) Effective() []string {
 		default:
 			panic("conf: Effective misses property " + p.Name)
 		}
-		out = append(out, p.Name+"="+auditQuote(v))
+		out = append(out, p.Name+"="+quote(v))
 	}
 	return out
-}
-
-// auditQuote quotes v when a log reader could not tell where it ends.
-func auditQuote(v string) string {
-	if v == "" || strings.ContainsAny(v, " \t\r\n\"") {
-		return strconv.Quote(v)
-	}
-	return v
 }
 
 // ParseBool reads a boolean as Fluent Bit's flb_utils_bool does: on/off, true/false,

@@ -4,6 +4,12 @@
 // names the property at fault.
 package conf
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // Getter reads one property of a plugin instance, as Fluent Bit stores it. Unset and
 // empty both read as "". Lookups are case-insensitive in Fluent Bit; callers pass the
 // lower-case name.
@@ -16,3 +22,30 @@ type MapGetter map[string]string
 
 // Get returns the value stored under key, or "".
 func (m MapGetter) Get(key string) string { return m[key] }
+
+// propValue returns the trimmed value of the property name of props, or its default
+// when it is unset (""). Asking for a property that is not in props is a bug.
+func propValue(g Getter, props []Property, name string) string {
+	if v := g.Get(name); v != "" {
+		return strings.TrimSpace(v)
+	}
+	for _, p := range props {
+		if p.Name == name {
+			return p.Default
+		}
+	}
+	panic("conf: no property " + name)
+}
+
+// propError names the plugin and property at fault and wraps err.
+func propError(plugin, name string, err error) error {
+	return fmt.Errorf("%s: property %q: %w", plugin, name, err)
+}
+
+// quote quotes v when a log reader could not tell where it ends.
+func quote(v string) string {
+	if v == "" || strings.ContainsAny(v, " \t\r\n\"") {
+		return strconv.Quote(v)
+	}
+	return v
+}

@@ -28,4 +28,30 @@ int kt_log_level(void *ins);
  * flb_log_print, or to stderr when the host has none. */
 void kt_log(void *ins, int type, const char *msg);
 
+/* ---- k8s_events Go-proxy input (input.c) ---- */
+
+/* Fields of struct flbgo_input_plugin (src/proxy/go/go.h). */
+void *kt_input_ins(void *plugin);
+void *kt_input_api(void *plugin);
+
+/* Sets the proxy context's remote_context, which Fluent Bit passes to the *Ctx
+ * callbacks. Returns -1 when the plugin struct has no context. */
+int kt_input_set_context(void *plugin, uintptr_t handle);
+
+/* The handle of the instance whose thread this is (0: none). */
+void kt_input_set_thread_handle(uintptr_t h);
+uintptr_t kt_input_thread_handle(void);
+
+/* The instance's alias or numbered name (flb_input_name), "k8s_events" without one. */
+const char *kt_input_name(void *ins);
+
+/* Whether level is enabled for the instance (api->input_log_check). */
+int kt_input_log_enabled(void *api, void *ins, int level);
+
+/* Writes "[input:k8s_events:<name>] msg" through api->log_print, else to stderr. */
+void kt_input_log(void *api, const char *name, int level, const char *msg);
+
+/* Writes "[kubetrail] msg" through flb_log_print, else to stderr (client-go's logs). */
+void kt_global_log(int level, const char *msg);
+
 #endif

@@ -1,0 +1,293 @@
+package k8sevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/kubetrail/kubetrail/state"
+)
+
+// Why a watch ended, besides the server closing it normally.
+var (
+	errGone = errors.New("resourceVersion too old (410 Gone): etcd compacted it")
+	errIdle = errors.New("watch idle")
+)
+
+// newBackoff is the retry schedule after API errors: client-go's wait.Backoff, from
+// 500ms doubling to 30s, with jitter so that a DaemonSet does not retry in step.
+func newBackoff() wait.Backoff {
+	return wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: 30 * time.Second}
+}
+
+// collect lists (when there is no resume point) then watches, until ctx ends.
+//
+// A WATCH resumes from the last resourceVersion seen (an Event or a bookmark); the
+// API server ends each WATCH after kube_watch_timeout and the next one continues from
+// there, without a LIST. Only 410 Gone (that resourceVersion was compacted away) forces
+// a re-list, after which dedup drops what was already emitted.
+func (in *Input) collect(ctx context.Context, rv string) {
+	silent := rv == "" && !in.cfg.EmitExisting && in.firstStart()
+	if rv != "" {
+		in.log.Infof("resuming the watch from resourceVersion %s", rv)
+	}
+	bo := newBackoff()
+	for ctx.Err() == nil {
+		if rv == "" {
+			listRV, err := in.list(ctx, silent)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				in.apiFailed("list", err)
+				sleep(ctx, bo.Step())
+				continue
+			}
+			in.status.set("api", nil)
+			rv, silent = listRV, false
+		}
+		start := time.Now()
+		next, err := in.watch(ctx, rv)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errGone):
+			in.stats.relists.Add(1)
+			in.log.Infof("watch from resourceVersion %s: %v: re-listing (already emitted Events are not repeated)", rv, err)
+			rv = ""
+		case errors.Is(err, errIdle):
+			in.log.Warnf("watch from resourceVersion %s delivered nothing for %s: restarting it", next, in.cfg.WatchIdleTimeout)
+			rv = next
+		case err != nil:
+			in.apiFailed("watch", err)
+			rv = next
+			sleep(ctx, bo.Step())
+		default: // closed by the server (kube_watch_timeout) or by the network
+			rv = next
+			if time.Since(start) < time.Second {
+				sleep(ctx, bo.Step()) // closing at once, again and again: back off
+			} else {
+				bo = newBackoff()
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// list reads every Event, page by page (kube_request_limit), queues the new ones and
+// returns the list's resourceVersion, from which the watch continues. silent marks
+// them emitted without emitting them (emit_existing off, first start).
+func (in *Input) list(ctx context.Context, silent bool) (string, error) {
+	in.stats.lists.Add(1)
+	opts := metav1.ListOptions{Limit: in.cfg.RequestLimit, FieldSelector: in.cfg.FieldSelector}
+	listRV, pages, items := "", 0, 0
+	for {
+		l, err := in.res.List(ctx, opts)
+		if err != nil {
+			if apierrors.IsResourceExpired(err) && opts.Continue != "" {
+				// The continue token outlived etcd's compaction: start over; what was
+				// queued is deduplicated.
+				in.log.Infof("list: page %d expired (410): listing again from the start", pages+1)
+				opts.Continue, listRV = "", ""
+				continue
+			}
+			return "", err
+		}
+		if listRV == "" {
+			listRV = l.GetResourceVersion()
+		}
+		pages++
+		for i := range l.Items {
+			items++
+			if err := in.handle(ctx, l.Items[i].Object, silent, ""); err != nil {
+				return "", err
+			}
+		}
+		if opts.Continue = l.GetContinue(); opts.Continue == "" {
+			break
+		}
+	}
+	if listRV == "" {
+		return "", errors.New("the API server returned a list without resourceVersion")
+	}
+	if err := in.q.put(ctx, item{rv: listRV}); err != nil {
+		return "", err
+	}
+	what := "listed"
+	if silent {
+		what = "listed (emit_existing off: marked emitted, not emitted)"
+	}
+	in.log.Infof("%s %d Events in %d pages at resourceVersion %s", what, items, pages, listRV)
+	return listRV, nil
+}
+
+// watch follows the Events from rv until the server closes the watch, an error, 410,
+// idleness or ctx. It returns the last resourceVersion seen, from which to resume.
+func (in *Input) watch(ctx context.Context, rv string) (string, error) {
+	timeout := int64(in.cfg.WatchTimeout / time.Second)
+	w, err := in.res.Watch(ctx, metav1.ListOptions{
+		ResourceVersion:     rv,
+		AllowWatchBookmarks: true,
+		TimeoutSeconds:      &timeout,
+		FieldSelector:       in.cfg.FieldSelector,
+	})
+	if err != nil {
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return rv, errGone
+		}
+		return rv, err
+	}
+	defer w.Stop()
+	in.stats.watches.Add(1)
+	in.status.set("api", nil)
+	in.log.Debugf("watching from resourceVersion %s", rv)
+
+	idle := in.cfg.WatchIdleTimeout
+	tick := time.NewTicker(max(min(idle/4, time.Minute), time.Second))
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return rv, ctx.Err()
+		case <-tick.C:
+			if idle > 0 && time.Since(last) > idle {
+				return rv, errIdle
+			}
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return rv, nil
+			}
+			next, err := in.watchEvent(ctx, ev)
+			if err != nil {
+				return rv, err
+			}
+			if next != "" {
+				rv = next
+			}
+			last = time.Now() // after a put that may have waited for space
+		}
+	}
+}
+
+// watchEvent handles one watch event and returns its resourceVersion.
+func (in *Input) watchEvent(ctx context.Context, ev watch.Event) (string, error) {
+	if ev.Type == watch.Error {
+		err := apierrors.FromObject(ev.Object)
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return "", errGone
+		}
+		return "", fmt.Errorf("watch error: %w", err)
+	}
+	u, ok := ev.Object.(*unstructured.Unstructured)
+	if !ok {
+		return "", fmt.Errorf("watch: unexpected object %T", ev.Object)
+	}
+	rv := u.GetResourceVersion()
+	switch ev.Type {
+	case watch.Added, watch.Modified:
+		return rv, in.handle(ctx, u.Object, false, rv)
+	case watch.Bookmark:
+		in.stats.bookmarks.Add(1)
+	}
+	// Deleted (TTL expiry: already emitted) and bookmarks: progress only.
+	return rv, in.q.put(ctx, item{rv: rv})
+}
+
+// handle queues one Event version unless rules exclude it, it is older than the
+// retention time, or it was already emitted. rv is the resume point once it is
+// committed ("" inside a list: the list's marker follows).
+func (in *Input) handle(ctx context.Context, obj map[string]any, silent bool, rv string) error {
+	u := unstructured.Unstructured{Object: obj}
+	key := state.Key{UID: string(u.GetUID()), ResourceVersion: u.GetResourceVersion()}
+	progress := item{rv: rv}
+	if key.UID == "" || key.ResourceVersion == "" {
+		in.stats.encodeErrors.Add(1)
+		in.log.Warnf("skipping an Event without uid or resourceVersion: %s", describeObj(obj))
+		return in.q.put(ctx, progress)
+	}
+	if !in.wanted(obj) {
+		in.stats.filtered.Add(1)
+		return in.q.put(ctx, progress)
+	}
+	t := in.api.recordTime(obj)
+	if t.IsZero() {
+		t = time.Now()
+	}
+	if t.Before(time.Now().Add(-in.cfg.RetentionTime)) {
+		in.stats.expired.Add(1)
+		return in.q.put(ctx, progress)
+	}
+	fresh, err := in.reserve(key)
+	if err != nil {
+		// Unknown whether it was emitted: emitting risks a repeat, skipping a loss.
+		in.status.set("db", fmt.Errorf("db: looking up %s: %w (emitting it)", describeObj(obj), err))
+		fresh = true
+	}
+	if !fresh {
+		in.stats.duplicates.Add(1)
+		return in.q.put(ctx, progress)
+	}
+	it := item{key: key, rv: rv}
+	if !silent {
+		rec, err := in.enc().encode(obj, t)
+		if err != nil {
+			in.stats.encodeErrors.Add(1)
+			in.log.Errorf("%v: skipped", err)
+			in.release([]state.Key{key})
+			return in.q.put(ctx, progress)
+		}
+		it.rec = rec
+	}
+	if err := in.q.put(ctx, it); err != nil {
+		in.release([]state.Key{key})
+		return err
+	}
+	return nil
+}
+
+// wanted applies the include and exclude rules.
+func (in *Input) wanted(obj map[string]any) bool {
+	if in.cfg.Include.Empty() && in.cfg.Exclude.Empty() {
+		return true
+	}
+	f := in.api.facts(obj)
+	return (in.cfg.Include.Empty() || in.cfg.Include.Match(f, nil)) && !in.cfg.Exclude.Match(f, nil)
+}
+
+// apiFailed logs an API failure once per distinct error, naming what to fix.
+func (in *Input) apiFailed(verb string, err error) {
+	in.stats.apiErrors.Add(1)
+	in.status.set("api", in.explain(verb, err))
+}
+
+// explain turns an API error into a message that says what to do.
+func (in *Input) explain(verb string, err error) error {
+	where := "in all namespaces (a ClusterRole)"
+	if in.cfg.Namespace != "" {
+		where = "in namespace " + in.cfg.Namespace
+	}
+	group := in.api.gvr.Group
+	switch {
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("%s events: forbidden: RBAC must allow verbs list and watch on resource events of API group %q %s (see deploy/): %w", verb, group, where, err)
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("%s events: unauthorized: the API server rejected the credentials (token file %s missing, expired or from another cluster?): %w", verb, in.rest.BearerTokenFile, err)
+	}
+	return fmt.Errorf("%s events from %s: %w (retrying with backoff)", verb, in.rest.Host, err)
+}

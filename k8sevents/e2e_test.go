@@ -1,0 +1,382 @@
+package k8sevents
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/flbchunk"
+	"github.com/kubetrail/kubetrail/internal/testcluster"
+	"github.com/kubetrail/kubetrail/state"
+)
+
+// These tests run the input against a real kube-apiserver and etcd
+// (internal/testcluster) and play Fluent Bit's part with fakeHost: Collect every tick,
+// decode what it returns, Commit.
+
+// testLogger collects the input's messages.
+type testLogger struct {
+	t     testing.TB
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *testLogger) add(level, format string, args ...any) {
+	msg := level + " " + fmt.Sprintf(format, args...)
+	l.mu.Lock()
+	l.lines = append(l.lines, msg)
+	l.mu.Unlock()
+	l.t.Log(msg)
+}
+func (l *testLogger) Errorf(f string, a ...any) { l.add("[error]", f, a...) }
+func (l *testLogger) Warnf(f string, a ...any)  { l.add("[warn]", f, a...) }
+func (l *testLogger) Infof(f string, a ...any)  { l.add("[info]", f, a...) }
+func (l *testLogger) Debugf(f string, a ...any) { l.add("[debug]", f, a...) }
+
+func (l *testLogger) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// record is one emitted Event as the test reads it back.
+type record struct {
+	Time   time.Time
+	Fields map[string]any
+}
+
+func (r record) key() state.Key {
+	md, _ := r.Fields["metadata"].(map[string]any)
+	uid, _ := md["uid"].(string)
+	rv, _ := md["resourceVersion"].(string)
+	return state.Key{UID: uid, ResourceVersion: rv}
+}
+
+func (r record) name() string {
+	md, _ := r.Fields["metadata"].(map[string]any)
+	n, _ := md["name"].(string)
+	return n
+}
+
+// decodeBatch reads a batch back as Fluent Bit would.
+func decodeBatch(t testing.TB, data []byte) []record {
+	t.Helper()
+	var out []record
+	d := flbchunk.NewDecoder(data)
+	for {
+		var ev flbchunk.Event
+		err := d.Next(&ev)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("batch does not decode as Fluent Bit events: %v", err)
+		}
+		var fields map[string]any
+		if err := msgpack.Unmarshal(ev.Body, &fields); err != nil {
+			t.Fatalf("record body: %v", err)
+		}
+		out = append(out, record{Time: time.Unix(ev.Time.Sec, ev.Time.Nsec), Fields: fields})
+	}
+}
+
+// fakeHost drives an Input as Fluent Bit's proxy does: Collect, append, Commit.
+type fakeHost struct {
+	t    testing.TB
+	in   *Input
+	mu   sync.Mutex
+	recs []record
+	stop chan struct{}
+	done chan struct{}
+	// paused stops collecting (Fluent Bit's back-pressure).
+	paused sync.Mutex
+}
+
+func startHost(t testing.TB, in *Input, every time.Duration) *fakeHost {
+	h := &fakeHost{t: t, in: in, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-tick.C:
+			}
+			h.paused.Lock()
+			if b := in.Collect(); b != nil {
+				recs := decodeBatch(t, b.Bytes())
+				if len(recs) != b.Records() {
+					t.Errorf("batch says %d records, holds %d", b.Records(), len(recs))
+				}
+				h.mu.Lock()
+				h.recs = append(h.recs, recs...)
+				h.mu.Unlock()
+				in.Commit(b)
+			}
+			h.paused.Unlock()
+		}
+	}()
+	return h
+}
+
+// close stops the host, then the input (Fluent Bit's order).
+func (h *fakeHost) close() Stats {
+	close(h.stop)
+	<-h.done
+	return h.in.Close()
+}
+
+func (h *fakeHost) records() []record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]record(nil), h.recs...)
+}
+
+// waitFor waits until pred holds for the records received so far.
+func (h *fakeHost) waitFor(what string, timeout time.Duration, pred func([]record) bool) []record {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		recs := h.records()
+		if pred(recs) {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out after %v waiting for %s (%d records so far)", timeout, what, len(recs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func atLeast(n int) func([]record) bool { return func(r []record) bool { return len(r) >= n } }
+
+// env is one test cluster plus what an input needs to reach it.
+type env struct {
+	c         *testcluster.Cluster
+	tokenFile string
+	dir       string
+}
+
+func newEnv(t *testing.T, opts testcluster.Options) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real kube-apiserver")
+	}
+	c := testcluster.Start(t, opts)
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte(c.AdminToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &env{c: c, tokenFile: tok, dir: dir}
+}
+
+// config returns a parsed configuration for this cluster with extra properties.
+func (e *env) config(t testing.TB, props map[string]string) conf.Events {
+	t.Helper()
+	g := conf.MapGetter{
+		"kube_url":        e.c.URL,
+		"kube_ca_file":    e.c.CAFile,
+		"kube_token_file": e.tokenFile,
+		"db":              filepath.Join(e.dir, "events.db"),
+	}
+	for k, v := range props {
+		g[k] = v
+	}
+	cfg, err := conf.ParseEvents(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func (e *env) start(t *testing.T, props map[string]string) (*fakeHost, *testLogger) {
+	t.Helper()
+	log := &testLogger{t: t}
+	in, err := New(e.config(t, props), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHost(t, in, 20*time.Millisecond)
+	t.Cleanup(func() {
+		select {
+		case <-h.done:
+		default:
+			h.close()
+		}
+	})
+	return h, log
+}
+
+// request sends a JSON request as admin and fails the test unless it succeeds.
+func (e *env) request(t testing.TB, method, path string, body any) map[string]any {
+	t.Helper()
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, resp, err := e.c.Do(method, path, b, e.c.AdminToken)
+	if err != nil || status >= 300 {
+		t.Fatalf("%s %s: status %d, %v: %s", method, path, status, err, resp)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(resp, &out); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return out
+}
+
+// createEvent creates a core/v1 Event named name in default.
+func (e *env) createEvent(t testing.TB, name, reason, typ string) map[string]any {
+	now := time.Now().UTC().Format(time.RFC3339)
+	return e.request(t, http.MethodPost, "/api/v1/namespaces/default/events", map[string]any{
+		"metadata":       map[string]any{"name": name},
+		"involvedObject": map[string]any{"kind": "Pod", "name": "pod-" + name, "namespace": "default"},
+		"reason":         reason,
+		"message":        "test event " + name,
+		"type":           typ,
+		"source":         map[string]any{"component": "kubetrail-test"},
+		"firstTimestamp": now,
+		"lastTimestamp":  now,
+		"count":          1,
+	})
+}
+
+// bumpEvent repeats an Event as the kubelet's recorder does: count+1, new lastTimestamp.
+func (e *env) bumpEvent(t testing.TB, name string) {
+	ev := e.request(t, http.MethodGet, "/api/v1/namespaces/default/events/"+name, nil)
+	ev["count"] = ev["count"].(float64) + 1
+	ev["lastTimestamp"] = time.Now().UTC().Format(time.RFC3339)
+	e.request(t, http.MethodPut, "/api/v1/namespaces/default/events/"+name, ev)
+}
+
+// checkOnce fails on any (uid, resourceVersion) received twice and returns the
+// records by key.
+func checkOnce(t testing.TB, recs []record) map[state.Key]record {
+	t.Helper()
+	seen := make(map[state.Key]record)
+	for _, r := range recs {
+		k := r.key()
+		if k.UID == "" || k.ResourceVersion == "" {
+			t.Fatalf("record without uid/resourceVersion: %v", r.Fields)
+		}
+		if _, dup := seen[k]; dup {
+			t.Errorf("emitted twice: %s %+v", r.name(), k)
+		}
+		seen[k] = r
+	}
+	return seen
+}
+
+// names returns how many records each test Event name got.
+func names(recs []record, prefix string) map[string]int {
+	out := make(map[string]int)
+	for _, r := range recs {
+		if n := r.name(); strings.HasPrefix(n, prefix) {
+			out[n]++
+		}
+	}
+	return out
+}
+
+func TestEachVersionOnce(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	const n = 40
+	for i := 0; i < n/2; i++ { // half exist before the input starts
+		e.createEvent(t, fmt.Sprintf("once-%02d", i), "Created", "Normal")
+	}
+	h, _ := e.start(t, map[string]string{"kube_request_limit": "7", "cluster_name": "test-1"})
+	h.waitFor("existing Events", 30*time.Second, func(r []record) bool { return len(names(r, "once-")) == n/2 })
+	for i := n / 2; i < n; i++ {
+		e.createEvent(t, fmt.Sprintf("once-%02d", i), "Created", "Normal")
+	}
+	for i := 0; i < 10; i++ {
+		e.bumpEvent(t, fmt.Sprintf("once-%02d", i))
+	}
+	recs := h.waitFor("new and repeated Events", 30*time.Second, func(r []record) bool {
+		c := names(r, "once-")
+		return len(c) == n && c["once-09"] == 2
+	})
+	time.Sleep(500 * time.Millisecond) // anything extra would arrive now
+	recs = h.records()
+	checkOnce(t, recs)
+	counts := names(recs, "once-")
+	for i := 0; i < n; i++ {
+		name, want := fmt.Sprintf("once-%02d", i), 1
+		if i < 10 {
+			want = 2 // created, then repeated (count 2): two versions
+		}
+		if counts[name] != want {
+			t.Errorf("%s: %d records, want %d", name, counts[name], want)
+		}
+	}
+	for _, r := range recs {
+		if r.name() == "once-03" && r.Fields["cluster_name"] != "test-1" {
+			t.Errorf("cluster_name = %v", r.Fields["cluster_name"])
+		}
+		if md := r.Fields["metadata"].(map[string]any); md["managedFields"] != nil {
+			t.Errorf("managedFields kept")
+		}
+		if r.Fields["kind"] != "Event" || r.Fields["apiVersion"] != "v1" {
+			t.Errorf("kind/apiVersion = %v/%v", r.Fields["kind"], r.Fields["apiVersion"])
+		}
+	}
+	st := h.close()
+	if st.Lists != 1 || st.Relists != 0 {
+		t.Errorf("stats %s: want exactly one LIST pass", st)
+	}
+}
+
+func TestRestartResumesWithoutList(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	for i := 0; i < 5; i++ {
+		e.createEvent(t, fmt.Sprintf("first-%d", i), "Created", "Normal")
+	}
+	h, _ := e.start(t, nil)
+	h.waitFor("first Events", 30*time.Second, func(r []record) bool { return len(names(r, "first-")) == 5 })
+	h.close()
+	// While the input is down: new Events and a new version of an old one.
+	for i := 0; i < 5; i++ {
+		e.createEvent(t, fmt.Sprintf("second-%d", i), "Created", "Normal")
+	}
+	e.bumpEvent(t, "first-0")
+
+	h2, log := e.start(t, nil)
+	recs := h2.waitFor("Events created while down", 30*time.Second, func(r []record) bool {
+		return len(names(r, "second-")) == 5 && names(r, "first-")["first-0"] == 1
+	})
+	time.Sleep(500 * time.Millisecond)
+	recs = h2.records()
+	checkOnce(t, append(h.records(), recs...))
+	if c := names(recs, "first-"); len(c) != 1 {
+		t.Errorf("after restart, old Events repeated: %v", c)
+	}
+	st := h2.close()
+	if st.Lists != 0 {
+		t.Errorf("stats %s: want no LIST after a short restart", st)
+	}
+	if !log.contains("resuming the watch from resourceVersion") {
+		t.Error("no resume message")
+	}
+}

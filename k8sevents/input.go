@@ -1,0 +1,309 @@
+// Package k8sevents is the k8s_events input: it lists, then watches, Kubernetes Events
+// through client-go and hands each new version of an Event to Fluent Bit once.
+//
+// One Input is one Fluent Bit input instance. A goroutine collects (list, watch,
+// dedup, encode) into a bounded queue; Fluent Bit's 1-second callback takes a Batch
+// from it (Collect) and, once Fluent Bit has appended the records, the cleanup
+// callback commits it (Commit): only then are its Events marked emitted and the
+// checkpoint advanced, so a crash repeats at most the batch in flight and loses none.
+package k8sevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/state"
+)
+
+// Logger receives the input's messages (Fluent Bit's logger, with the instance name).
+type Logger interface {
+	Errorf(format string, args ...any)
+	Warnf(format string, args ...any)
+	Infof(format string, args ...any)
+	Debugf(format string, args ...any)
+}
+
+// maxBatchBytes bounds one callback's buffer. Fluent Bit calls back once a second, so
+// this is also the most the input can deliver per second.
+const maxBatchBytes = 32 << 20
+
+// Input is one running k8s_events instance.
+type Input struct {
+	cfg    conf.Events
+	log    Logger
+	api    api
+	stream string // what the checkpoint belongs to: API, namespace and selector
+	rest   *rest.Config
+	res    dynamic.ResourceInterface
+	store  state.Store
+	q      *queue
+	coder  *encoder                       // owned by the collector goroutine
+	cms    typedcorev1.ConfigMapInterface // the checkpoint's, with leader election
+
+	// seen holds the keys queued or handed to Fluent Bit but not committed yet, and
+	// keys whose commit failed (database unwritable), so that no re-list emits them
+	// twice while the store does not have them.
+	seenMu sync.Mutex
+	seen   map[state.Key]struct{}
+
+	committed atomic.Pointer[string] // last committed resume point (resourceVersion)
+	stats     counters
+	status    statusLog
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// Batch is what one callback hands to Fluent Bit.
+type Batch struct {
+	data    []byte
+	keys    []state.Key
+	rv      string
+	records int
+}
+
+// Bytes is the batch as concatenated Fluent Bit v2 log events.
+func (b *Batch) Bytes() []byte { return b.data }
+
+// Records is the number of events in the batch.
+func (b *Batch) Records() int { return b.records }
+
+// New opens the database, connects the client and starts collecting. It fails only on
+// what a retry cannot fix (bad configuration, unusable database); an unreachable API
+// server is retried in the background.
+func New(cfg conf.Events, log Logger) (*Input, error) {
+	rc, err := restConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newInput(cfg, rc, log)
+}
+
+func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
+	store, warnings, err := state.Open(state.Options{Path: cfg.DB, Sync: cfg.DBSync})
+	if err != nil {
+		return nil, fmt.Errorf("db: %w", err)
+	}
+	if w := tokenWarning(rc); w != "" {
+		warnings = append(warnings, w)
+	}
+	for _, w := range warnings {
+		log.Warnf("%s", w)
+	}
+	in := &Input{
+		cfg:   cfg,
+		log:   log,
+		api:   apiFor(cfg.API),
+		rest:  rc,
+		store: store,
+		q:     newQueue(cfg.BufferMaxSize),
+		seen:  make(map[state.Key]struct{}),
+		done:  make(chan struct{}),
+	}
+	in.coder = newEncoder(&in.api, cfg.ClusterName)
+	in.stream = fmt.Sprintf("%s|%s|%s", cfg.API, cfg.Namespace, cfg.FieldSelector)
+	in.status.log = log
+	if cfg.Namespace != "" {
+		in.res = dc.Resource(in.api.gvr).Namespace(cfg.Namespace)
+	} else {
+		in.res = dc.Resource(in.api.gvr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	go in.run(ctx)
+	return in, nil
+}
+
+// run collects until ctx ends: alone, or only while leading.
+func (in *Input) run(ctx context.Context) {
+	defer close(in.done)
+	go in.pruneLoop(ctx)
+	if in.cfg.LeaderElection {
+		in.runElected(ctx)
+		return
+	}
+	in.collect(ctx, in.localCheckpoint())
+}
+
+func (in *Input) enc() *encoder { return in.coder }
+
+// localCheckpoint is the resume point in the database, "" if none or if it belongs to
+// another stream (the configuration changed: re-list, dedup drops repeats).
+func (in *Input) localCheckpoint() string {
+	cp, err := in.store.Checkpoint()
+	if err != nil {
+		in.log.Errorf("db: reading the checkpoint: %v: re-listing", err)
+		return ""
+	}
+	return in.parseCheckpoint(cp, "db")
+}
+
+func (in *Input) parseCheckpoint(cp, where string) string {
+	if cp == "" {
+		return ""
+	}
+	stream, rv, ok := strings.Cut(cp, " ")
+	if !ok || stream != in.stream || rv == "" {
+		in.log.Infof("checkpoint in %s is for another configuration (%q): re-listing", where, cp)
+		return ""
+	}
+	return rv
+}
+
+func (in *Input) formatCheckpoint(rv string) string { return in.stream + " " + rv }
+
+// firstStart reports whether nothing was ever committed: no checkpoint at all.
+func (in *Input) firstStart() bool {
+	cp, err := in.store.Checkpoint()
+	return err == nil && cp == ""
+}
+
+// isNew reports whether this version of the Event still has to be emitted, and
+// reserves it if so.
+func (in *Input) reserve(k state.Key) (bool, error) {
+	in.seenMu.Lock()
+	defer in.seenMu.Unlock()
+	if _, ok := in.seen[k]; ok {
+		return false, nil
+	}
+	done, err := in.store.Emitted(k)
+	if err != nil {
+		return false, fmt.Errorf("db: %w", err)
+	}
+	if done {
+		return false, nil
+	}
+	in.seen[k] = struct{}{}
+	return true, nil
+}
+
+func (in *Input) release(keys []state.Key) {
+	in.seenMu.Lock()
+	for _, k := range keys {
+		delete(in.seen, k)
+	}
+	in.seenMu.Unlock()
+}
+
+// Collect takes what is queued, up to maxBatchBytes, for Fluent Bit's callback. It
+// returns nil when there is nothing to emit; progress without records (filtered or
+// duplicate Events, bookmarks) is committed at once, since Fluent Bit has nothing to
+// append. It never blocks.
+func (in *Input) Collect() *Batch {
+	if in.closed.Load() {
+		return nil
+	}
+	items := in.q.take(maxBatchBytes)
+	if items == nil {
+		return nil
+	}
+	b := &Batch{}
+	size := 0
+	for i := range items {
+		size += len(items[i].rec)
+	}
+	b.data = make([]byte, 0, size)
+	for i := range items {
+		it := &items[i]
+		if it.rec != nil {
+			b.data = append(b.data, it.rec...)
+			b.records++
+		}
+		if it.key.UID != "" {
+			b.keys = append(b.keys, it.key)
+		}
+		if it.rv != "" {
+			b.rv = it.rv
+		}
+	}
+	if b.records == 0 {
+		in.Commit(b)
+		return nil
+	}
+	return b
+}
+
+// Commit records that Fluent Bit has taken b: its Events are marked emitted and the
+// checkpoint advances. On a database error the Events stay known in memory (no
+// repeats in this run; a restart may repeat them) and the error is logged.
+func (in *Input) Commit(b *Batch) {
+	if b == nil {
+		return
+	}
+	cp := ""
+	if b.rv != "" {
+		cp = in.formatCheckpoint(b.rv)
+	}
+	err := in.store.Commit(b.keys, cp, time.Now())
+	in.stats.emitted.Add(uint64(b.records))
+	if err != nil {
+		in.stats.dbErrors.Add(1)
+		in.status.set("db", fmt.Errorf("committing %d Events: %w (kept in memory: a restart may repeat them)", len(b.keys), err))
+		return
+	}
+	in.status.set("db", nil)
+	in.release(b.keys)
+	if b.rv != "" {
+		rv := b.rv
+		in.committed.Store(&rv)
+	}
+}
+
+// committedRV is the last committed resume point, "" if none in this run.
+func (in *Input) committedRV() string {
+	if p := in.committed.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// pruneLoop forgets Events older than the retention time, so that the database stays
+// bounded; they are not emitted again because handle skips Events that old.
+func (in *Input) pruneLoop(ctx context.Context) {
+	every := min(in.cfg.RetentionTime/4, 10*time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := in.store.Prune(time.Now().Add(-in.cfg.RetentionTime))
+			if err != nil {
+				in.status.set("db", fmt.Errorf("pruning: %w", err))
+				continue
+			}
+			in.stats.pruned.Add(uint64(n))
+		}
+	}
+}
+
+// Close stops collecting, waits for the collector and closes the database. Queued
+// Events that Fluent Bit did not take are not lost: they were not committed, so the
+// next start resumes before them. Close is idempotent.
+func (in *Input) Close() Stats {
+	if in.closed.Swap(true) {
+		return in.Stats()
+	}
+	in.cancel()
+	<-in.done
+	if err := in.store.Close(); err != nil && !errors.Is(err, state.ErrClosed) {
+		in.log.Errorf("db: closing: %v", err)
+	}
+	return in.Stats()
+}

@@ -1,0 +1,135 @@
+/*
+ * The k8s_events Go-proxy input: the C side of what Fluent Bit's Go proxy hands the
+ * library (src/proxy/go/go.h: struct flbgo_input_plugin), for input.go. Nothing here
+ * but glue.
+ *
+ * fluent-bit-go's input package reads properties through the same struct, but its
+ * header declares the proxy context without coll_fd, so remote_context is set here,
+ * with Fluent Bit's own layout.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "plugin.h"
+
+/* include/fluent-bit/flb_plugin_proxy.h */
+struct kt_input_proxy_context {
+    int coll_fd;
+    void *remote_context;
+    void *proxy;
+};
+
+/* include/fluent-bit/flb_api.h */
+struct kt_flb_api {
+    void *output_get_property;
+    const char *(*input_get_property)(const char *key, void *ins);
+    void *output_get_cmt_instance;
+    void *input_get_cmt_instance;
+    void (*log_print)(int type, const char *file, int line, const char *fmt, ...);
+    int (*input_log_check)(void *ins, int level);
+};
+
+/* src/proxy/go/go.h */
+struct kt_flbgo_input_plugin {
+    char *name;
+    struct kt_flb_api *api;
+    void *i_ins;
+    struct kt_input_proxy_context *context;
+};
+
+void *kt_input_ins(void *plugin)
+{
+    return plugin == NULL ? NULL : ((struct kt_flbgo_input_plugin *) plugin)->i_ins;
+}
+
+void *kt_input_api(void *plugin)
+{
+    return plugin == NULL ? NULL : ((struct kt_flbgo_input_plugin *) plugin)->api;
+}
+
+int kt_input_set_context(void *plugin, uintptr_t handle)
+{
+    struct kt_flbgo_input_plugin *p = plugin;
+
+    if (p == NULL || p->context == NULL) {
+        return -1;
+    }
+    p->context->remote_context = (void *) handle;
+    return 0;
+}
+
+/*
+ * Fluent Bit runs a Go-proxy input on a thread of its own (FLB_INPUT_THREADED) and
+ * calls FLBPluginInit, the collect and cleanup callbacks and FLBPluginExit on it.
+ * FLBPluginExit (and the callbacks of Fluent Bit < 4.1) carry no context, so the
+ * instance's handle is also kept per thread.
+ */
+static __thread uintptr_t thread_handle;
+
+void kt_input_set_thread_handle(uintptr_t h) { thread_handle = h; }
+uintptr_t kt_input_thread_handle(void) { return thread_handle; }
+
+typedef const char *(*input_name_fn)(void *ins);
+static pthread_once_t name_once = PTHREAD_ONCE_INIT;
+static input_name_fn host_input_name;
+
+static void resolve_input_name(void)
+{
+    host_input_name = (input_name_fn) dlsym(RTLD_DEFAULT, "flb_input_name");
+}
+
+const char *kt_input_name(void *ins)
+{
+    const char *name = NULL;
+
+    pthread_once(&name_once, resolve_input_name);
+    if (host_input_name != NULL && ins != NULL) {
+        name = host_input_name(ins);
+    }
+    return name != NULL ? name : "k8s_events";
+}
+
+int kt_input_log_enabled(void *api, void *ins, int level)
+{
+    struct kt_flb_api *a = api;
+
+    if (a == NULL || a->input_log_check == NULL || ins == NULL) {
+        return level <= KT_LOG_INFO;
+    }
+    return a->input_log_check(ins, level);
+}
+
+/* Same prefix as the flb_plg_* macros: "[input:<plugin>:<alias or numbered name>] ". */
+void kt_input_log(void *api, const char *name, int level, const char *msg)
+{
+    struct kt_flb_api *a = api;
+
+    if (a != NULL && a->log_print != NULL) {
+        a->log_print(level, NULL, 0, "[input:k8s_events:%s] %s", name, msg);
+        return;
+    }
+    fprintf(stderr, "[input:k8s_events:%s] %s\n", name, msg);
+}
+
+/* client-go's own log lines (klog), which belong to no instance. */
+typedef void (*log_print_fn)(int type, const char *file, int line, const char *fmt, ...);
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static log_print_fn host_log_print;
+
+static void resolve_log_print(void)
+{
+    host_log_print = (log_print_fn) dlsym(RTLD_DEFAULT, "flb_log_print");
+}
+
+void kt_global_log(int level, const char *msg)
+{
+    pthread_once(&log_once, resolve_log_print);
+    if (host_log_print != NULL) {
+        host_log_print(level, NULL, 0, "[kubetrail] %s", msg);
+        return;
+    }
+    fprintf(stderr, "[kubetrail] %s\n", msg);
+}
