@@ -6,6 +6,7 @@
 #   make demo       run k8s_audit over the bundled sample audit log, print the records
 #   make test       vet, race tests of the pure-Go packages, test-host tests, fuzzing
 #   make bench      Go benchmarks and flb-testhost bench
+#   make bench-events  k8s_events against a real apiserver: sync time/RSS, requests per hour
 #   make clean
 
 GO       ?= go
@@ -36,7 +37,7 @@ BENCH_REQUESTRESPONSE ?= enrich/testdata/requestresponse.log
 BENCH_SECONDS         ?= 5
 BENCH_SAMPLE          ?= ../shared/testdata/audit/audit2rbac-demo-v1-relabeled.log
 
-.PHONY: all setup demo test fuzz bench clean
+.PHONY: all setup demo test fuzz bench bench-events clean
 
 all: $(LIB) $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST)
 
@@ -106,6 +107,15 @@ bench: all
 		echo "== flb-testhost bench $$f"; \
 		$(TESTHOST) bench -l $(FILTER_LINK) --seconds $(BENCH_SECONDS) $$f; \
 	done
+
+# k8s_events against a real apiserver: the first sync of SYNC_EVENTS existing Events
+# (time, peak RSS), then LIST/WATCH requests over STEADY at steady state, next to a real
+# Fluent Bit's kubernetes_events when FLUENT_BIT or PATH has one. Figures in the test log.
+SYNC_EVENTS ?= 10000,100000
+STEADY      ?= 1h
+bench-events: all $(APISERVER_DEP)
+	KUBETRAIL_SYNC_EVENTS=$(SYNC_EVENTS) KUBETRAIL_STEADY=$(STEADY) \
+		$(GO) test -count=1 -v -timeout 3h -run "TestSyncExistingEvents|TestSteadyStateRequests" ./testhost/
 
 # Leaves build/k8s (make clean-apiserver removes it: a cold rebuild takes minutes).
 clean:

@@ -50,7 +50,7 @@ var EventsProperties = []Property{
 	{"leader_election_renew_deadline", "10s", "how long the leader retries renewing before it steps down"},
 	{"leader_election_retry_period", "2s", "interval between Lease renewals and acquisition attempts"},
 	{"checkpoint_interval", "30s", "with leader_election: how often the leader stores its checkpoint in the ConfigMap"},
-	{"buffer_max_size", "16m", "most Event bytes waiting for Fluent Bit; the watch pauses while full"},
+	{"buffer_max_size", "8m", "most Event bytes waiting for Fluent Bit, and most handed over per second; the watch pauses while full"},
 }
 
 const eventsPlugin = "k8s_events"
@@ -145,7 +145,9 @@ func ParseEvents(g Getter) (Events, error) {
 	if e.LeaderElection, err = ParseBool(eventsValue(g, "leader_election")); err != nil {
 		return fail("leader_election", err)
 	}
-	e.LeaseName = eventsValue(g, "leader_election_name")
+	if e.LeaseName = eventsValue(g, "leader_election_name"); e.LeaseName == "" {
+		return fail("leader_election_name", errors.New("must not be empty"))
+	}
 	e.LeaseNamespace = eventsValue(g, "leader_election_namespace")
 	e.Identity = eventsValue(g, "leader_election_identity")
 	if e.LeaderElection {
@@ -157,8 +159,9 @@ func ParseEvents(g Getter) (Events, error) {
 		if e.Identity == "" {
 			e.Identity = defaultIdentity()
 		}
-		if e.LeaseDuration <= e.RenewDeadline || e.RenewDeadline <= e.RetryPeriod {
-			return fail("leader_election_lease_duration", fmt.Errorf("need lease_duration (%s) > renew_deadline (%s) > retry_period (%s)", e.LeaseDuration, e.RenewDeadline, e.RetryPeriod))
+		// client-go's leaderelection.NewLeaderElector rules, checked here to fail at start.
+		if e.LeaseDuration <= e.RenewDeadline || e.RenewDeadline <= time.Duration(1.2*float64(e.RetryPeriod)) {
+			return fail("leader_election_lease_duration", fmt.Errorf("need lease_duration (%s) > renew_deadline (%s) > 1.2 x retry_period (%s)", e.LeaseDuration, e.RenewDeadline, e.RetryPeriod))
 		}
 	}
 	v = eventsValue(g, "buffer_max_size")
@@ -236,7 +239,7 @@ func ParseTime(s string) (time.Duration, error) {
 	if d > math.MaxInt64/2 {
 		return 0, fmt.Errorf("duration %q is too long", s)
 	}
-	return time.Duration(d), nil
+	return time.Duration(math.Round(d)), nil
 }
 
 // FormatTime writes a duration as ParseTime reads it, with the largest exact unit.

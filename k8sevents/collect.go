@@ -91,36 +91,39 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // list reads every Event, page by page (kube_request_limit), queues the new ones and
 // returns the list's resourceVersion, from which the watch continues. silent marks
-// them emitted without emitting them (emit_existing off, first start).
+// them emitted without emitting them (emit_existing off, first start). The next page
+// is fetched while this one is handled: the API server and the decoding work in
+// parallel.
 func (in *Input) list(ctx context.Context, silent bool) (string, error) {
 	in.stats.lists.Add(1)
-	opts := metav1.ListOptions{Limit: in.cfg.RequestLimit, FieldSelector: in.cfg.FieldSelector}
-	listRV, pages, items := "", 0, 0
-	for {
-		l, err := in.res.List(ctx, opts)
-		if err != nil {
-			if apierrors.IsResourceExpired(err) && opts.Continue != "" {
-				// The continue token outlived etcd's compaction: start over; what was
-				// queued is deduplicated.
-				in.log.Infof("list: page %d expired (410): listing again from the start", pages+1)
-				opts.Continue, listRV = "", ""
-				continue
-			}
-			return "", err
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := in.fetchPages(lctx)
+	listRV, n, items := "", 0, 0
+	for p := range pages {
+		if p.err != nil {
+			return "", p.err
+		}
+		if p.restart {
+			// The continue token outlived etcd's compaction: the pages start over;
+			// what was queued is deduplicated.
+			in.log.Infof("list: page %d expired (410): listing again from the start", n+1)
+			listRV = ""
+			continue
 		}
 		if listRV == "" {
-			listRV = l.GetResourceVersion()
+			listRV = p.list.GetResourceVersion()
 		}
-		pages++
-		for i := range l.Items {
+		n++
+		for i := range p.list.Items {
 			items++
-			if err := in.handle(ctx, l.Items[i].Object, silent, ""); err != nil {
+			if err := in.handle(ctx, p.list.Items[i].Object, silent, ""); err != nil {
 				return "", err
 			}
 		}
-		if opts.Continue = l.GetContinue(); opts.Continue == "" {
-			break
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
 	}
 	if listRV == "" {
 		return "", errors.New("the API server returned a list without resourceVersion")
@@ -132,8 +135,53 @@ func (in *Input) list(ctx context.Context, silent bool) (string, error) {
 	if silent {
 		what = "listed (emit_existing off: marked emitted, not emitted)"
 	}
-	in.log.Infof("%s %d Events in %d pages at resourceVersion %s", what, items, pages, listRV)
+	in.log.Infof("%s %d Events in %d pages at resourceVersion %s", what, items, n, listRV)
 	return listRV, nil
+}
+
+type page struct {
+	list    *unstructured.UnstructuredList
+	restart bool // the pages start over (expired continue token)
+	err     error
+}
+
+// fetchPages sends the pages of one LIST, one ahead of the reader, until the last page
+// or an error; it stops when ctx ends.
+func (in *Input) fetchPages(ctx context.Context) <-chan page {
+	out := make(chan page, 1)
+	go func() {
+		defer close(out)
+		opts := metav1.ListOptions{Limit: in.cfg.RequestLimit, FieldSelector: in.cfg.FieldSelector}
+		send := func(p page) bool {
+			select {
+			case out <- p:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			l, err := in.res.List(ctx, opts)
+			if err != nil {
+				if apierrors.IsResourceExpired(err) && opts.Continue != "" {
+					opts.Continue = ""
+					if !send(page{restart: true}) {
+						return
+					}
+					continue
+				}
+				send(page{err: err})
+				return
+			}
+			if !send(page{list: l}) {
+				return
+			}
+			if opts.Continue = l.GetContinue(); opts.Continue == "" {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // watch follows the Events from rv until the server closes the watch, an error, 410,

@@ -380,3 +380,151 @@ func TestRestartResumesWithoutList(t *testing.T) {
 		t.Error("no resume message")
 	}
 }
+
+// compactEtcd compacts etcd to its current revision, as the API server does every 5
+// minutes: every older resourceVersion is gone (410 on a WATCH from it).
+func (e *env) compactEtcd(t testing.TB) {
+	t.Helper()
+	post := func(path, body string) map[string]any {
+		resp, err := http.Post(e.c.EtcdURL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("etcd %s: %d %v %v", path, resp.StatusCode, err, out)
+		}
+		return out
+	}
+	rev := post("/v3/kv/range", `{"key":"AA=="}`)["header"].(map[string]any)["revision"].(string)
+	post("/v3/kv/compaction", `{"revision":"`+rev+`","physical":true}`)
+}
+
+func TestCompactedCheckpointRelistsWithoutRepeats(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	for i := 0; i < 6; i++ {
+		e.createEvent(t, fmt.Sprintf("old-%d", i), "Created", "Normal")
+	}
+	h, _ := e.start(t, nil)
+	h.waitFor("Events before compaction", 30*time.Second, func(r []record) bool { return len(names(r, "old-")) == 6 })
+	h.close()
+	for i := 0; i < 3; i++ {
+		e.createEvent(t, fmt.Sprintf("new-%d", i), "Created", "Normal")
+	}
+	e.compactEtcd(t) // the checkpoint is now too old
+
+	h2, log := e.start(t, nil)
+	h2.waitFor("Events created while down", 30*time.Second, func(r []record) bool { return len(names(r, "new-")) == 3 })
+	time.Sleep(500 * time.Millisecond)
+	recs := h2.records()
+	checkOnce(t, append(h.records(), recs...))
+	if c := names(recs, "old-"); len(c) != 0 {
+		t.Errorf("re-list repeated already emitted Events: %v", c)
+	}
+	st := h2.close()
+	if st.Relists != 1 || st.Duplicates < 6 {
+		t.Errorf("stats %s: want one re-list that found the 6 old Events already emitted", st)
+	}
+	if !log.contains("410 Gone") {
+		t.Error("no 410 message")
+	}
+}
+
+func TestEventsAPIAndRecordTime(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	at := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Minute)
+	e.request(t, http.MethodPost, "/apis/events.k8s.io/v1/namespaces/default/events", map[string]any{
+		"metadata":            map[string]any{"name": "new-api"},
+		"eventTime":           at.Format("2006-01-02T15:04:05.000000Z07:00"),
+		"reportingController": "kubetrail.test/controller",
+		"reportingInstance":   "test-1",
+		"action":              "Testing",
+		"reason":              "Tested",
+		"type":                "Warning",
+		"note":                "events.k8s.io/v1 Event",
+		"regarding":           map[string]any{"kind": "Node", "name": "node-1"},
+	})
+	e.createEvent(t, "core-api", "Created", "Normal")
+	h, _ := e.start(t, map[string]string{"kube_events_api": "events.k8s.io/v1", "include": "type=Warning"})
+	recs := h.waitFor("the events.k8s.io Event", 30*time.Second, atLeast(1))
+	time.Sleep(300 * time.Millisecond)
+	recs = h.records()
+	if len(recs) != 1 || recs[0].name() != "new-api" {
+		t.Fatalf("want only new-api (include type=Warning), got %d records: %v", len(recs), names(recs, ""))
+	}
+	r := recs[0]
+	if r.Fields["apiVersion"] != "events.k8s.io/v1" || r.Fields["note"] != "events.k8s.io/v1 Event" {
+		t.Errorf("not the events.k8s.io/v1 form: %v", r.Fields)
+	}
+	if !r.Time.Equal(at) {
+		t.Errorf("record time %v, want eventTime %v with its microseconds", r.Time.UTC(), at)
+	}
+	if st := h.close(); st.Filtered != 1 {
+		t.Errorf("stats %s: want the core Event filtered", st)
+	}
+}
+
+func TestEmitExistingOff(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	e.createEvent(t, "before", "Created", "Normal")
+	h, _ := e.start(t, map[string]string{"emit_existing": "off"})
+	time.Sleep(2 * time.Second) // the list is done long before
+	e.createEvent(t, "after", "Created", "Normal")
+	e.bumpEvent(t, "before")
+	recs := h.waitFor("new Event versions", 30*time.Second, atLeast(2))
+	time.Sleep(300 * time.Millisecond)
+	recs = h.records()
+	c := names(recs, "")
+	if len(recs) != 2 || c["after"] != 1 || c["before"] != 1 {
+		t.Errorf("want only the new versions, got %v", c)
+	}
+	h.close()
+	// The existing Events were marked emitted: a restart with emit_existing off does
+	// not emit them either (and neither would one with it on).
+	h2, _ := e.start(t, map[string]string{"emit_existing": "on"})
+	time.Sleep(2 * time.Second)
+	if recs := h2.records(); len(recs) != 0 {
+		t.Errorf("restart emitted %v", names(recs, ""))
+	}
+}
+
+func TestAPIServerDownAtStart(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	e.createEvent(t, "early", "Created", "Normal")
+	e.c.StopAPIServer()
+	h, log := e.start(t, nil)
+	time.Sleep(2 * time.Second)
+	if !log.contains("connection refused") {
+		t.Error("no message about the unreachable API server")
+	}
+	e.c.StartAPIServer(t)
+	e.createEvent(t, "late", "Created", "Normal")
+	h.waitFor("both Events", 60*time.Second, func(r []record) bool { c := names(r, ""); return c["early"] == 1 && c["late"] == 1 })
+	if !log.contains("api: recovered") {
+		t.Error("no recovery message")
+	}
+}
+
+func TestBackPressureBoundsMemory(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	log := &testLogger{t: t}
+	in, err := New(e.config(t, map[string]string{"buffer_max_size": "64k"}), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	// Fluent Bit paused: nobody collects while 200 Events (~120 KB of records) arrive.
+	for i := 0; i < 200; i++ {
+		e.createEvent(t, fmt.Sprintf("bp-%03d", i), "Created", "Normal")
+	}
+	time.Sleep(2 * time.Second)
+	if _, size := in.q.len(); size > 64<<10 {
+		t.Errorf("queue holds %d bytes, more than buffer_max_size", size)
+	}
+	h := startHost(t, in, 20*time.Millisecond)
+	recs := h.waitFor("all Events after resuming", 30*time.Second, func(r []record) bool { return len(names(r, "bp-")) == 200 })
+	checkOnce(t, recs)
+	close(h.stop)
+	<-h.done
+}

@@ -33,10 +33,6 @@ type Logger interface {
 	Debugf(format string, args ...any)
 }
 
-// maxBatchBytes bounds one callback's buffer. Fluent Bit calls back once a second, so
-// this is also the most the input can deliver per second.
-const maxBatchBytes = 32 << 20
-
 // Input is one running k8s_events instance.
 type Input struct {
 	cfg    conf.Events
@@ -67,14 +63,31 @@ type Input struct {
 
 // Batch is what one callback hands to Fluent Bit.
 type Batch struct {
-	data    []byte
+	recs    [][]byte // encoded events, in order
+	size    int
 	keys    []state.Key
 	rv      string
 	records int
 }
 
-// Bytes is the batch as concatenated Fluent Bit v2 log events.
-func (b *Batch) Bytes() []byte { return b.data }
+// Size is the length of the batch as concatenated events.
+func (b *Batch) Size() int { return b.size }
+
+// CopyTo writes the batch, as concatenated Fluent Bit v2 log events, into dst (at
+// least Size bytes: the host's malloc'ed buffer, so that no second copy is made).
+func (b *Batch) CopyTo(dst []byte) {
+	off := 0
+	for _, r := range b.recs {
+		off += copy(dst[off:], r)
+	}
+}
+
+// Bytes returns the batch as concatenated Fluent Bit v2 log events, in a new slice.
+func (b *Batch) Bytes() []byte {
+	buf := make([]byte, b.size)
+	b.CopyTo(buf)
+	return buf
+}
 
 // Records is the number of events in the batch.
 func (b *Batch) Records() int { return b.records }
@@ -200,7 +213,8 @@ func (in *Input) release(keys []state.Key) {
 	in.seenMu.Unlock()
 }
 
-// Collect takes what is queued, up to maxBatchBytes, for Fluent Bit's callback. It
+// Collect takes what is queued, up to buffer_max_size, for Fluent Bit's callback
+// (called once a second: this is also the most the input delivers per second). It
 // returns nil when there is nothing to emit; progress without records (filtered or
 // duplicate Events, bookmarks) is committed at once, since Fluent Bit has nothing to
 // append. It never blocks.
@@ -208,20 +222,16 @@ func (in *Input) Collect() *Batch {
 	if in.closed.Load() {
 		return nil
 	}
-	items := in.q.take(maxBatchBytes)
+	items := in.q.take(in.cfg.BufferMaxSize)
 	if items == nil {
 		return nil
 	}
 	b := &Batch{}
-	size := 0
-	for i := range items {
-		size += len(items[i].rec)
-	}
-	b.data = make([]byte, 0, size)
 	for i := range items {
 		it := &items[i]
 		if it.rec != nil {
-			b.data = append(b.data, it.rec...)
+			b.recs = append(b.recs, it.rec)
+			b.size += len(it.rec)
 			b.records++
 		}
 		if it.key.UID != "" {

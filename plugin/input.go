@@ -135,16 +135,16 @@ func inputCollect(h uintptr, data *unsafe.Pointer, size *C.size_t) (rc C.int) {
 			return flbOK
 		}
 	}
-	buf := b.Bytes()
-	p := C.malloc(C.size_t(len(buf)))
+	n := b.Size()
+	p := C.malloc(C.size_t(n))
 	if p == nil {
-		inst.log.Errorf("out of memory for %d bytes of Events: retrying next time", len(buf))
+		inst.log.Errorf("out of memory for %d bytes of Events: retrying next time", n)
 		inst.retry = b
 		return flbOK
 	}
-	copy(unsafe.Slice((*byte)(p), len(buf)), buf)
+	b.CopyTo(unsafe.Slice((*byte)(p), n))
 	inst.inflight[p] = b
-	*data, *size = p, C.size_t(len(buf))
+	*data, *size = p, C.size_t(n)
 	return flbOK
 }
 
