@@ -16,7 +16,7 @@ RUN make build/kubetrail.so build/flb-filter_k8s_audit.so \
  && mkdir -p /out/plugins \
  && cp build/kubetrail.so /out/plugins/ \
  && ln -s kubetrail.so /out/plugins/flb-filter_k8s_audit.so \
- && printf '[PLUGINS]\n    Path /fluent-bit/plugins/flb-filter_k8s_audit.so\n' > /out/plugins.conf
+ && printf '[PLUGINS]\n    Path /fluent-bit/plugins/kubetrail.so\n    Path /fluent-bit/plugins/flb-filter_k8s_audit.so\n' > /out/plugins.conf
 
 FROM fluent/fluent-bit:5.1.1
 # Copying the directory keeps flb-filter_k8s_audit.so a symbolic link. A copy of the
