@@ -263,15 +263,22 @@ func (in *Input) watchEvent(ctx context.Context, ev watch.Event) (string, error)
 func (in *Input) handle(ctx context.Context, obj map[string]any, silent bool, rv string) error {
 	u := unstructured.Unstructured{Object: obj}
 	key := state.Key{UID: string(u.GetUID()), ResourceVersion: u.GetResourceVersion()}
-	progress := item{rv: rv}
+	// progress records rv when the Event itself is not queued (a LIST has no per-item
+	// resume point: its marker follows the last page).
+	progress := func() error {
+		if rv == "" {
+			return nil
+		}
+		return in.q.put(ctx, item{rv: rv})
+	}
 	if key.UID == "" || key.ResourceVersion == "" {
 		in.stats.encodeErrors.Add(1)
 		in.log.Warnf("skipping an Event without uid or resourceVersion: %s", describeObj(obj))
-		return in.q.put(ctx, progress)
+		return progress()
 	}
 	if !in.wanted(obj) {
 		in.stats.filtered.Add(1)
-		return in.q.put(ctx, progress)
+		return progress()
 	}
 	t := in.api.recordTime(obj)
 	if t.IsZero() {
@@ -279,7 +286,7 @@ func (in *Input) handle(ctx context.Context, obj map[string]any, silent bool, rv
 	}
 	if t.Before(time.Now().Add(-in.cfg.RetentionTime)) {
 		in.stats.expired.Add(1)
-		return in.q.put(ctx, progress)
+		return progress()
 	}
 	fresh, err := in.reserve(key)
 	if err != nil {
@@ -289,7 +296,7 @@ func (in *Input) handle(ctx context.Context, obj map[string]any, silent bool, rv
 	}
 	if !fresh {
 		in.stats.duplicates.Add(1)
-		return in.q.put(ctx, progress)
+		return progress()
 	}
 	it := item{key: key, rv: rv}
 	if !silent {
@@ -298,7 +305,7 @@ func (in *Input) handle(ctx context.Context, obj map[string]any, silent bool, rv
 			in.stats.encodeErrors.Add(1)
 			in.log.Errorf("%v: skipped", err)
 			in.release([]state.Key{key})
-			return in.q.put(ctx, progress)
+			return progress()
 		}
 		it.rec = rec
 	}

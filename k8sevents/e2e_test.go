@@ -528,3 +528,36 @@ func TestBackPressureBoundsMemory(t *testing.T) {
 	close(h.stop)
 	<-h.done
 }
+
+func TestEventTTLExpiry(t *testing.T) {
+	e := newEnv(t, testcluster.Options{EventTTL: 5 * time.Second})
+	h, _ := e.start(t, nil)
+	e.createEvent(t, "short-lived", "Created", "Normal")
+	h.waitFor("the Event", 30*time.Second, func(r []record) bool { return names(r, "short-")["short-lived"] == 1 })
+	// etcd deletes it after the TTL (the watch sees DELETED: nothing to emit); the
+	// same name created again is a new object (new uid) and is emitted.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, _, err := e.c.Do(http.MethodGet, "/api/v1/namespaces/default/events/short-lived", nil, e.c.AdminToken)
+		if err == nil && st == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Event did not expire (status %d, %v)", st, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	e.createEvent(t, "short-lived", "Created", "Normal")
+	recs := h.waitFor("the recreated Event", 30*time.Second, func(r []record) bool { return names(r, "short-")["short-lived"] == 2 })
+	seen := checkOnce(t, recs)
+	uids := map[string]bool{}
+	for k := range seen {
+		uids[k.UID] = true
+	}
+	if len(uids) < 2 {
+		t.Errorf("want two objects (two uids), got %v", uids)
+	}
+	if st := h.close(); st.APIErrors != 0 || st.Relists != 0 {
+		t.Errorf("stats %s: expiry must not disturb the watch", st)
+	}
+}
