@@ -46,9 +46,13 @@ func TestSyncExistingEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := filepath.Join(dir, "out.json")
-			cmd := exec.Command(host, "input", "-l", lib, "--out", out,
-				"-p", "kube_url="+c.URL, "-p", "kube_ca_file="+c.CAFile, "-p", "kube_token_file="+token,
-				"-p", "db="+filepath.Join(dir, "events.db"))
+			args := []string{"input", "-l", lib, "--out", out,
+				"-p", "kube_url=" + c.URL, "-p", "kube_ca_file=" + c.CAFile, "-p", "kube_token_file=" + token,
+				"-p", "db=" + filepath.Join(dir, "events.db")}
+			if b := os.Getenv("KUBETRAIL_SYNC_BUFFER"); b != "" {
+				args = append(args, "-p", "buffer_max_size="+b)
+			}
+			cmd := exec.Command(host, args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			start := time.Now()
@@ -70,6 +74,11 @@ func TestSyncExistingEvents(t *testing.T) {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			_ = cmd.Wait()
 			size, _ := os.Stat(out)
+			for _, l := range strings.Split(stderr.String(), "\n") {
+				if strings.Contains(l, "] listed ") {
+					t.Logf("plugin: %s (started %s)", l, start.Format("15:04:05.000"))
+				}
+			}
 			// RSS includes the library's file pages (shared page cache: ~36 MB, the same
 			// with no Events at all); the private (anonymous) peak is sampled.
 			t.Logf("synced %d Events in %v (%.0f Events/s), peak RSS %d MB, private (RssAnon) peak %d MB, %d MB of records",

@@ -636,3 +636,21 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Kubectl returns the kubectl that `make apiserver` builds next to kube-apiserver (the
+// same release); "" with the reason when there is none.
+func Kubectl() (string, error) {
+	dir := os.Getenv(EnvBinDir)
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, "build", "k8s")
+	}
+	p := filepath.Join(dir, "kubectl")
+	if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("no kubectl in %s: run `make apiserver` in the repository root", dir)
+	}
+	return p, nil
+}

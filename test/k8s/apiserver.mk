@@ -5,7 +5,7 @@
 #   make -f test/k8s/apiserver.mk apiserver   # standalone, from the repo root
 #
 # The versions come from test/k8s/go.mod (k8s.io/kubernetes and
-# go.etcd.io/etcd/server/v3, both `tool` directives); the binaries are only
+# go.etcd.io/etcd/server/v3, `tool` directives, as is cmd/kubectl); the binaries are only
 # rebuilt when that go.mod/go.sum or this file change.
 #
 # Cost, measured on 2 cores: cold build (no k8s packages in the Go build cache)
@@ -24,6 +24,9 @@ K8S_BIN_DIR ?= build/k8s
 
 K8S_APISERVER := $(K8S_BIN_DIR)/kube-apiserver
 K8S_ETCD      := $(K8S_BIN_DIR)/etcd
+# kubectl of the same release, for the deploy/ tests (kustomize, server-side dry run):
+# Debian ships none. ~2 min on top of a warm apiserver build.
+K8S_KUBECTL   := $(K8S_BIN_DIR)/kubectl
 
 # Recursive (=) so that `go list` only runs when a recipe needs it.
 K8S_VERSION = $(shell $(K8S_GO) list -C $(K8S_MOD_DIR) -m -f '{{.Version}}' k8s.io/kubernetes)
@@ -40,7 +43,7 @@ K8S_LDFLAGS = -s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/p
 K8S_DEPS := $(K8S_MOD_DIR)/go.mod $(K8S_MOD_DIR)/go.sum $(K8S_MK)
 
 .PHONY: apiserver clean-apiserver
-apiserver: $(K8S_APISERVER) $(K8S_ETCD)
+apiserver: $(K8S_APISERVER) $(K8S_ETCD) $(K8S_KUBECTL)
 
 $(K8S_APISERVER): $(K8S_DEPS)
 	@mkdir -p $(@D)
@@ -53,5 +56,10 @@ $(K8S_ETCD): $(K8S_DEPS)
 	$(K8S_GO) build -C $(K8S_MOD_DIR) -trimpath -ldflags '-s -w' \
 		-o $(abspath $@) go.etcd.io/etcd/server/v3
 
+$(K8S_KUBECTL): $(K8S_DEPS)
+	@mkdir -p $(@D)
+	$(K8S_GO) build -C $(K8S_MOD_DIR) -trimpath -ldflags '$(K8S_LDFLAGS)' \
+		-o $(abspath $@) k8s.io/kubernetes/cmd/kubectl
+
 clean-apiserver:
-	rm -f $(K8S_APISERVER) $(K8S_ETCD)
+	rm -f $(K8S_APISERVER) $(K8S_ETCD) $(K8S_KUBECTL)
