@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fastjson"
 	"k8s.io/client-go/dynamic"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -40,11 +41,14 @@ type Input struct {
 	api    api
 	stream string // what the checkpoint belongs to: API, namespace and selector
 	rest   *rest.Config
-	res    dynamic.ResourceInterface
-	store  state.Store
-	q      *queue
-	coder  *encoder                       // owned by the collector goroutine
-	cms    typedcorev1.ConfigMapInterface // the checkpoint's, with leader election
+	res    dynamic.ResourceInterface // WATCH
+	raw    rest.Interface            // LIST pages, as JSON
+	// watchParser parses watched Events (the collector goroutine's).
+	watchParser fastjson.Parser
+	store       state.Store
+	q           *queue
+	coder       *encoder                       // owned by the collector goroutine
+	cms         typedcorev1.ConfigMapInterface // the checkpoint's, with leader election
 
 	// seen holds the keys queued or handed to Fluent Bit but not committed yet, and
 	// keys whose commit failed (database unwritable), so that no re-list emits them
@@ -108,6 +112,10 @@ func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API client: %w", err)
 	}
+	raw, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(rc))
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
 	store, warnings, err := state.Open(state.Options{Path: cfg.DB, Sync: cfg.DBSync})
 	if err != nil {
 		return nil, fmt.Errorf("db: %w", err)
@@ -123,6 +131,7 @@ func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
 		log:   log,
 		api:   apiFor(cfg.API),
 		rest:  rc,
+		raw:   raw,
 		store: store,
 		q:     newQueue(cfg.BufferMaxSize),
 		seen:  make(map[state.Key]struct{}),

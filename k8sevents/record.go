@@ -3,10 +3,11 @@ package k8sevents
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/valyala/fastjson"
 	"github.com/vmihailenco/msgpack/v5"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubetrail/kubetrail/conf"
@@ -18,6 +19,7 @@ import (
 type api struct {
 	gvr        schema.GroupVersionResource
 	apiVersion string
+	prefix     string // URL path of the API version: /api/v1 or /apis/<group>/v1
 	// Paths of the rule facts, by conf.EventRule* index; the first present wins.
 	factPaths [][][]string
 	// Record time candidates, most precise and most recent first.
@@ -28,6 +30,7 @@ var (
 	coreAPI = api{
 		gvr:        schema.GroupVersionResource{Version: "v1", Resource: "events"},
 		apiVersion: "v1",
+		prefix:     "/api/v1",
 		factPaths: [][][]string{
 			conf.EventRuleReason:    {{"reason"}},
 			conf.EventRuleType:      {{"type"}},
@@ -44,6 +47,7 @@ var (
 	eventsAPI = api{
 		gvr:        schema.GroupVersionResource{Group: "events.k8s.io", Version: "v1", Resource: "events"},
 		apiVersion: "events.k8s.io/v1",
+		prefix:     "/apis/events.k8s.io/v1",
 		factPaths: [][][]string{
 			conf.EventRuleReason:    {{"reason"}},
 			conf.EventRuleType:      {{"type"}},
@@ -59,6 +63,14 @@ var (
 	}
 )
 
+// path is the URL path of the Events collection, in one namespace or all.
+func (a *api) path(namespace string) string {
+	if namespace == "" {
+		return a.prefix + "/events"
+	}
+	return a.prefix + "/namespaces/" + namespace + "/events"
+}
+
 func apiFor(name string) api {
 	if name == conf.EventsAPIEvents {
 		return eventsAPI
@@ -67,12 +79,12 @@ func apiFor(name string) api {
 }
 
 // facts returns the Event's rule facts, indexed by conf.EventRule*.
-func (a *api) facts(obj map[string]any) []string {
+func (a *api) facts(v *fastjson.Value) []string {
 	out := make([]string, len(a.factPaths))
 	for field, paths := range a.factPaths {
 		for _, path := range paths {
-			if s, ok, _ := unstructured.NestedString(obj, path...); ok && s != "" {
-				out[field] = s
+			if s := v.GetStringBytes(path...); len(s) > 0 {
+				out[field] = string(s)
 				break
 			}
 		}
@@ -83,60 +95,178 @@ func (a *api) facts(obj map[string]any) []string {
 // recordTime is the time the Event last happened: the first of api.times that is set
 // and parses (RFC 3339, with the fraction the API gives: MicroTime has microseconds),
 // else the zero time.
-func (a *api) recordTime(obj map[string]any) time.Time {
+func (a *api) recordTime(v *fastjson.Value) time.Time {
 	for _, path := range a.times {
-		s, ok, _ := unstructured.NestedString(obj, path...)
-		if !ok || s == "" {
+		s := v.GetStringBytes(path...)
+		if len(s) == 0 {
 			continue
 		}
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, string(s)); err == nil {
 			return t
 		}
 	}
 	return time.Time{}
 }
 
-// encoder turns Event objects into Fluent Bit v2 log events. Not safe for concurrent
-// use: the collector goroutine owns it.
+// maxDepth bounds the nesting an Event may have; deeper values become nil. Events are
+// shallow (4 levels); this only guards the recursion.
+const maxDepth = 64
+
+// encoder turns Event objects (the API's JSON, parsed) into Fluent Bit v2 log events.
+// Not safe for concurrent use: the collector goroutine owns it.
 type encoder struct {
 	api     *api
 	cluster string
 	buf     bytes.Buffer
 	enc     *msgpack.Encoder
+	num     []byte
 }
 
 func newEncoder(a *api, cluster string) *encoder {
 	e := &encoder{api: a, cluster: cluster}
 	e.enc = msgpack.NewEncoder(&e.buf)
 	e.enc.UseCompactInts(true)
-	e.enc.UseCompactFloats(true)
 	return e
 }
 
 // encode returns the Event as one v2 log event, [[time, {}], {fields}]: the object as
-// the API returns it (kubectl get event -o json field names) without
-// metadata.managedFields, with apiVersion and kind set (LIST items lack them) and
-// cluster_name when configured. It modifies obj (managedFields removed).
-func (e *encoder) encode(obj map[string]any, t time.Time) ([]byte, error) {
-	unstructured.RemoveNestedField(obj, "metadata", "managedFields")
-	obj["apiVersion"] = e.api.apiVersion
-	obj["kind"] = "Event"
-	if e.cluster != "" {
-		obj["cluster_name"] = e.cluster
+// the API returns it (kubectl get event -o json field names, JSON numbers as integers
+// where they are integers) without metadata.managedFields, with apiVersion and kind set
+// (LIST items lack them) and cluster_name when configured.
+func (e *encoder) encode(v *fastjson.Value, t time.Time) ([]byte, error) {
+	o, err := v.Object()
+	if err != nil {
+		return nil, fmt.Errorf("encoding Event %s: %w", describe(v), err)
 	}
 	e.buf.Reset()
 	head := []byte{0x92, 0x92}
 	head = flbchunk.AppendEventTime(head, flbchunk.Time{Sec: t.Unix(), Nsec: int64(t.Nanosecond())})
 	head = append(head, 0x80) // empty metadata map
 	e.buf.Write(head)
-	if err := e.enc.Encode(obj); err != nil {
-		return nil, fmt.Errorf("encoding Event %s: %w", describeObj(obj), err)
+
+	own := map[string]string{"apiVersion": e.api.apiVersion, "kind": "Event"}
+	if e.cluster != "" {
+		own["cluster_name"] = e.cluster
+	}
+	n := len(own)
+	o.Visit(func(k []byte, _ *fastjson.Value) {
+		if _, replaced := own[string(k)]; !replaced {
+			n++
+		}
+	})
+	var werr error
+	try := func(err error) {
+		if werr == nil {
+			werr = err
+		}
+	}
+	try(e.enc.EncodeMapLen(n))
+	for _, k := range []string{"apiVersion", "kind", "cluster_name"} {
+		if val, ok := own[k]; ok {
+			try(e.enc.EncodeString(k))
+			try(e.enc.EncodeString(val))
+		}
+	}
+	o.Visit(func(k []byte, item *fastjson.Value) {
+		if _, replaced := own[string(k)]; replaced {
+			return
+		}
+		try(e.enc.EncodeString(string(k)))
+		if string(k) == "metadata" && item.Type() == fastjson.TypeObject {
+			try(e.metadata(item))
+			return
+		}
+		try(e.value(item, 1))
+	})
+	if werr != nil {
+		return nil, fmt.Errorf("encoding Event %s: %w", describe(v), werr)
 	}
 	return bytes.Clone(e.buf.Bytes()), nil
 }
 
-// describeObj names an Event in messages: namespace/name uid rv.
-func describeObj(obj map[string]any) string {
-	u := unstructured.Unstructured{Object: obj}
-	return fmt.Sprintf("%s/%s (uid %s, resourceVersion %s)", u.GetNamespace(), u.GetName(), u.GetUID(), u.GetResourceVersion())
+// metadata writes the object's metadata without managedFields, which say which client
+// owns which field: noise in an Event record, and often larger than the Event.
+func (e *encoder) metadata(v *fastjson.Value) error {
+	o, _ := v.Object()
+	n := o.Len()
+	if o.Get("managedFields") != nil {
+		n--
+	}
+	if err := e.enc.EncodeMapLen(n); err != nil {
+		return err
+	}
+	var werr error
+	o.Visit(func(k []byte, item *fastjson.Value) {
+		if werr != nil || string(k) == "managedFields" {
+			return
+		}
+		if werr = e.enc.EncodeString(string(k)); werr == nil {
+			werr = e.value(item, 2)
+		}
+	})
+	return werr
+}
+
+// value transcodes a JSON value: objects to maps, arrays to arrays, integers to ints
+// (uint64 above int64), other numbers to float64.
+func (e *encoder) value(v *fastjson.Value, depth int) error {
+	if depth > maxDepth {
+		return e.enc.EncodeNil()
+	}
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		if err := e.enc.EncodeMapLen(o.Len()); err != nil {
+			return err
+		}
+		var werr error
+		o.Visit(func(k []byte, item *fastjson.Value) {
+			if werr == nil {
+				if werr = e.enc.EncodeString(string(k)); werr == nil {
+					werr = e.value(item, depth+1)
+				}
+			}
+		})
+		return werr
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		if err := e.enc.EncodeArrayLen(len(a)); err != nil {
+			return err
+		}
+		for _, item := range a {
+			if err := e.value(item, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	case fastjson.TypeString:
+		return e.enc.EncodeString(string(v.GetStringBytes()))
+	case fastjson.TypeNumber:
+		e.num = v.MarshalTo(e.num[:0])
+		if bytes.IndexAny(e.num, ".eE") < 0 {
+			if i, err := strconv.ParseInt(string(e.num), 10, 64); err == nil {
+				return e.enc.EncodeInt(i)
+			}
+			if u, err := strconv.ParseUint(string(e.num), 10, 64); err == nil {
+				return e.enc.EncodeUint(u)
+			}
+		}
+		f, err := strconv.ParseFloat(string(e.num), 64)
+		if err != nil {
+			return e.enc.EncodeString(string(e.num)) // keep what cannot be a float64
+		}
+		return e.enc.EncodeFloat64(f)
+	case fastjson.TypeTrue:
+		return e.enc.EncodeBool(true)
+	case fastjson.TypeFalse:
+		return e.enc.EncodeBool(false)
+	}
+	return e.enc.EncodeNil()
+}
+
+// describe names an Event in messages: namespace/name (uid, resourceVersion).
+func describe(v *fastjson.Value) string {
+	return fmt.Sprintf("%s/%s (uid %s, resourceVersion %s)",
+		v.GetStringBytes("metadata", "namespace"), v.GetStringBytes("metadata", "name"),
+		v.GetStringBytes("metadata", "uid"), v.GetStringBytes("metadata", "resourceVersion"))
 }

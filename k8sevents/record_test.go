@@ -1,8 +1,15 @@
 package k8sevents
 
 import (
+	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/valyala/fastjson"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kubetrail/kubetrail/flbchunk"
 
 	"github.com/kubetrail/kubetrail/conf"
 )
@@ -26,7 +33,7 @@ func TestRecordTimeOrder(t *testing.T) {
 		{coreAPI, map[string]any{}, ""},
 	}
 	for i, c := range cases {
-		got := c.api.recordTime(c.obj)
+		got := c.api.recordTime(parse(t, c.obj))
 		if c.want == "" {
 			if !got.IsZero() {
 				t.Errorf("%d: %v, want zero", i, got)
@@ -47,7 +54,7 @@ func TestFactsBothAPIs(t *testing.T) {
 		"involvedObject": map[string]any{"kind": "Pod", "name": "web-1"},
 		"source":         map[string]any{"component": "kubelet"},
 	}
-	f := coreAPI.facts(core)
+	f := coreAPI.facts(parse(t, core))
 	if f[conf.EventRuleKind] != "Pod" || f[conf.EventRuleName] != "web-1" || f[conf.EventRuleSource] != "kubelet" || f[conf.EventRuleNamespace] != "web" {
 		t.Errorf("core facts %q", f)
 	}
@@ -56,8 +63,60 @@ func TestFactsBothAPIs(t *testing.T) {
 		"regarding":        map[string]any{"kind": "Pod", "name": "web-2"},
 		"deprecatedSource": map[string]any{"component": "old"},
 	}
-	f = eventsAPI.facts(ev)
+	f = eventsAPI.facts(parse(t, ev))
 	if f[conf.EventRuleKind] != "Pod" || f[conf.EventRuleName] != "web-2" || f[conf.EventRuleSource] != "default-scheduler" {
 		t.Errorf("events.k8s.io facts %q", f)
+	}
+}
+
+// parse turns a test object into the parsed JSON the input works on.
+func parse(t *testing.T, obj map[string]any) *fastjson.Value {
+	t.Helper()
+	b, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := fastjson.ParseBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestEncodeRecord(t *testing.T) {
+	in := `{"metadata":{"name":"e1","namespace":"web","uid":"u1","resourceVersion":"7",
+		"managedFields":[{"manager":"kubelet"}],"labels":{"a":"b"}},
+		"involvedObject":{"kind":"Pod","name":"web-1"},"reason":"BackOff","count":3,
+		"big":18446744073709551615,"ratio":0.5,"ok":true,"none":null,"kind":"Wrong",
+		"lastTimestamp":"2026-11-23T10:00:01Z","series":{"count":2,"list":[1,"x"]}}`
+	v := fastjson.MustParse(in)
+	e := newEncoder(&coreAPI, "prod-1")
+	at := time.Date(2026, 11, 23, 10, 0, 1, 123456000, time.UTC)
+	b, err := e.encode(v, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := flbchunk.NewDecoder(b)
+	var ev flbchunk.Event
+	if err := d.Next(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(ev.Time.Sec, ev.Time.Nsec); !got.Equal(at) {
+		t.Errorf("time %v, want %v", got, at)
+	}
+	var got map[string]any
+	if err := msgpack.Unmarshal(ev.Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"apiVersion": "v1", "kind": "Event", "cluster_name": "prod-1",
+		"metadata":       map[string]any{"name": "e1", "namespace": "web", "uid": "u1", "resourceVersion": "7", "labels": map[string]any{"a": "b"}},
+		"involvedObject": map[string]any{"kind": "Pod", "name": "web-1"},
+		"reason":         "BackOff", "count": int8(3), "big": uint64(18446744073709551615), "ratio": 0.5,
+		"ok": true, "none": nil, "lastTimestamp": "2026-11-23T10:00:01Z",
+		"series": map[string]any{"count": int8(2), "list": []any{int8(1), "x"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("record\n got %#v\nwant %#v", got, want)
 	}
 }
