@@ -561,3 +561,37 @@ func TestEventTTLExpiry(t *testing.T) {
 		t.Errorf("stats %s: expiry must not disturb the watch", st)
 	}
 }
+
+// TestQuietStreamBookmarks shows what happens to a WATCH with no Event to deliver (a
+// quiet namespace) when it ends after kube_watch_timeout. The API server's watch cache
+// is off for Events by default, so such a WATCH gets no bookmarks either and its
+// resourceVersion does not move: once etcd compacted past it, the next WATCH gets 410
+// and the input re-lists (dedup keeps it from repeating Events). With the watch cache
+// on for Events (--watch-cache-sizes), the cache serves the next WATCH from its window:
+// no re-list. etcd is compacted every 10 s here (5 minutes by default).
+func TestQuietStreamBookmarks(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		args      []string
+		cached    bool
+	}{
+		{"watch cache off (default)", nil, false},
+		{"watch cache on", []string{"--watch-cache-sizes=events#1000,events.events.k8s.io#1000"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, testcluster.Options{ExtraArgs: append([]string{"--etcd-compaction-interval=10s"}, c.args...)})
+			e.request(t, http.MethodPost, "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": "quiet"}})
+			h, _ := e.start(t, map[string]string{"kube_namespace": "quiet", "kube_watch_timeout": "80s"})
+			time.Sleep(100 * time.Second) // past one watch timeout
+			st := h.close()
+			t.Logf("%s: %s", c.name, st)
+			if c.cached && (st.Relists != 0 || st.Watches < 2) {
+				t.Errorf("with the watch cache: want a second WATCH and no re-list: %s", st)
+			}
+			if !c.cached && (st.Bookmarks != 0 || st.Relists == 0) {
+				t.Errorf("without the watch cache: want no bookmark and a re-list after compaction: %s", st)
+			}
+		})
+	}
+}

@@ -77,19 +77,24 @@ type Batch struct {
 // Size is the length of the batch as concatenated events.
 func (b *Batch) Size() int { return b.size }
 
-// CopyTo writes the batch, as concatenated Fluent Bit v2 log events, into dst (at
-// least Size bytes: the host's malloc'ed buffer, so that no second copy is made).
-func (b *Batch) CopyTo(dst []byte) {
+// MoveTo writes the batch, as concatenated Fluent Bit v2 log events, into dst (at
+// least Size bytes: the host's malloc'ed buffer, so that no second copy is made) and
+// lets go of its records: Commit needs only the keys, and the records would otherwise
+// stay in memory until Fluent Bit's cleanup callback.
+func (b *Batch) MoveTo(dst []byte) {
 	off := 0
-	for _, r := range b.recs {
+	for i, r := range b.recs {
 		off += copy(dst[off:], r)
+		b.recs[i] = nil
 	}
+	b.recs = nil
 }
 
-// Bytes returns the batch as concatenated Fluent Bit v2 log events, in a new slice.
+// Bytes returns the batch as concatenated Fluent Bit v2 log events, in a new slice
+// (MoveTo without a destination of the caller's).
 func (b *Batch) Bytes() []byte {
 	buf := make([]byte, b.size)
-	b.CopyTo(buf)
+	b.MoveTo(buf)
 	return buf
 }
 

@@ -142,7 +142,7 @@ func inputCollect(h uintptr, data *unsafe.Pointer, size *C.size_t) (rc C.int) {
 		inst.retry = b
 		return flbOK
 	}
-	b.CopyTo(unsafe.Slice((*byte)(p), n))
+	b.MoveTo(unsafe.Slice((*byte)(p), n))
 	inst.inflight[p] = b
 	*data, *size = p, C.size_t(n)
 	return flbOK
