@@ -101,7 +101,8 @@ func (in *Input) list(ctx context.Context, silent bool) (string, error) {
 	in.stats.lists.Add(1)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pages := in.fetchPages(lctx)
+	var parsers fastjson.ParserPool
+	pages := in.fetchPages(lctx, &parsers)
 	listRV, n, items := "", 0, 0
 	for p := range pages {
 		if p.err != nil {
@@ -124,6 +125,8 @@ func (in *Input) list(ctx context.Context, silent bool) (string, error) {
 				return "", err
 			}
 		}
+		// Nothing refers to the page's values any more (records are copies).
+		parsers.Put(p.parser)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -143,8 +146,9 @@ func (in *Input) list(ctx context.Context, silent bool) (string, error) {
 }
 
 type page struct {
-	list    *fastjson.Value // the parsed list; its parser is the page's own
-	restart bool            // the pages start over (expired continue token)
+	list    *fastjson.Value  // the parsed list
+	parser  *fastjson.Parser // list's, to give back once the page is handled
+	restart bool             // the pages start over (expired continue token)
 	err     error
 }
 
@@ -152,7 +156,7 @@ type page struct {
 // or an error; it stops when ctx ends. Pages are read as the API's JSON and parsed
 // with fastjson: client-go's decoding into unstructured objects cost ~50 µs per Event,
 // the largest part of a first sync (measured here); this is a few µs.
-func (in *Input) fetchPages(ctx context.Context) <-chan page {
+func (in *Input) fetchPages(ctx context.Context, parsers *fastjson.ParserPool) <-chan page {
 	out := make(chan page, 1)
 	go func() {
 		defer close(out)
@@ -189,8 +193,10 @@ func (in *Input) fetchPages(ctx context.Context) <-chan page {
 				send(page{err: err})
 				return
 			}
-			// A parser per page: the values stay valid while the reader works on them.
-			l, err := new(fastjson.Parser).ParseBytes(body)
+			// A parser per page in flight (the values stay valid while the reader
+			// works on them), reused from the pool: a page's parse tree is a few MB.
+			parser := parsers.Get()
+			l, err := parser.ParseBytes(body)
 			if err != nil {
 				send(page{err: fmt.Errorf("list page: %w", err)})
 				return
@@ -198,7 +204,7 @@ func (in *Input) fetchPages(ctx context.Context) <-chan page {
 			// Read before sending: fastjson values are not safe for concurrent use
 			// (lookups unescape keys in place).
 			cont = string(l.GetStringBytes("metadata", "continue"))
-			if !send(page{list: l}) || cont == "" {
+			if !send(page{list: l, parser: parser}) || cont == "" {
 				return
 			}
 		}
