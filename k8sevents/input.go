@@ -158,8 +158,15 @@ func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
 
 // run collects until ctx ends: alone, or only while leading.
 func (in *Input) run(ctx context.Context) {
-	defer close(in.done)
-	go in.pruneLoop(ctx)
+	pruned := make(chan struct{})
+	defer func() {
+		<-pruned // the store is closed after done: nothing may use it then
+		close(in.done)
+	}()
+	go func() {
+		defer close(pruned)
+		in.pruneLoop(ctx)
+	}()
 	if in.cfg.LeaderElection {
 		in.runElected(ctx)
 		return
