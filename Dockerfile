@@ -12,7 +12,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 # The same target as `make`, so the image holds what CI tested.
-RUN make build/kubetrail.so build/flb-filter_k8s_audit.so \
+RUN make build/kubetrail.so build/flb-filter_k8s_audit.so check-lib \
  && mkdir -p /out/plugins \
  && cp build/kubetrail.so /out/plugins/ \
  && ln -s kubetrail.so /out/plugins/flb-filter_k8s_audit.so \

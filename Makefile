@@ -4,7 +4,8 @@
 #   make            build/kubetrail.so (k8s_events input), build/flb-filter_k8s_audit.so (link),
 #                   build/plugins.conf, build/flb-testhost
 #   make demo       run k8s_audit over the bundled sample audit log, print the records
-#   make test       vet, race tests of the pure-Go packages, test-host tests, fuzzing
+#   make test       library check, vet, race tests of the pure-Go packages, test-host
+#                   tests, fuzzing
 #   make bench      Go benchmarks and flb-testhost bench
 #   make bench-events  k8s_events against a real apiserver: sync time/RSS, requests per hour
 #   make clean
@@ -37,7 +38,7 @@ BENCH_REQUESTRESPONSE ?= enrich/testdata/requestresponse.log
 BENCH_SECONDS         ?= 5
 BENCH_SAMPLE          ?= ../shared/testdata/audit/audit2rbac-demo-v1-relabeled.log
 
-.PHONY: all setup demo test fuzz bench bench-events clean
+.PHONY: all setup demo test check-lib fuzz bench bench-events clean
 
 all: $(LIB) $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST)
 
@@ -81,11 +82,16 @@ $(TESTHOST): $(TESTHOST_SOURCES)
 		testhost/flb-testhost.c testhost/host.c testhost/input.c testhost/mpjson.c \
 		-rdynamic -ldl -lpthread $(MSGPACK_LIBS) -lm
 
-test: all $(APISERVER_DEP)
+test: all check-lib $(APISERVER_DEP)
 	$(GO) vet ./...
 	$(GO) test -race $(PURE_PKGS)
 	$(GO) test -count=1 ./testhost/
 	$(MAKE) --no-print-directory fuzz
+
+# What the library needs from the system that loads it: glibc <= 2.36 (the
+# fluent/fluent-bit images), no other shared library. The image's build stage runs it too.
+check-lib: $(LIB)
+	scripts/check-lib.sh $(LIB)
 
 # Every Fuzz target of the pure-Go packages, FUZZTIME each.
 fuzz:
