@@ -595,3 +595,24 @@ func TestQuietStreamBookmarks(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenFileAppearsLater(t *testing.T) {
+	e := newEnv(t, testcluster.Options{})
+	e.createEvent(t, "tok", "Created", "Normal")
+	if err := os.Remove(e.tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	h, log := e.start(t, nil)
+	time.Sleep(2 * time.Second)
+	if !log.contains("kube_token_file") || len(h.records()) != 0 {
+		t.Fatalf("want a warning naming kube_token_file and nothing emitted; records %d", len(h.records()))
+	}
+	// A projected token appears (or is rotated): client-go reads the file again.
+	if err := os.WriteFile(e.tokenFile, []byte(e.c.AdminToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the Event once the token exists", 60*time.Second, func(r []record) bool { return names(r, "tok")["tok"] == 1 })
+	if !log.contains("client: recovered") {
+		t.Error("no recovery message")
+	}
+}

@@ -113,14 +113,6 @@ func New(cfg conf.Events, log Logger) (*Input, error) {
 }
 
 func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
-	dc, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("API client: %w", err)
-	}
-	raw, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(rc))
-	if err != nil {
-		return nil, fmt.Errorf("API client: %w", err)
-	}
 	store, warnings, err := state.Open(state.Options{Path: cfg.DB, Sync: cfg.DBSync})
 	if err != nil {
 		return nil, fmt.Errorf("db: %w", err)
@@ -136,7 +128,6 @@ func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
 		log:   log,
 		api:   apiFor(cfg.API),
 		rest:  rc,
-		raw:   raw,
 		store: store,
 		q:     newQueue(cfg.BufferMaxSize),
 		seen:  make(map[state.Key]struct{}),
@@ -145,11 +136,6 @@ func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
 	in.coder = newEncoder(&in.api, cfg.ClusterName)
 	in.stream = fmt.Sprintf("%s|%s|%s", cfg.API, cfg.Namespace, cfg.FieldSelector)
 	in.status.log = log
-	if cfg.Namespace != "" {
-		in.res = dc.Resource(in.api.gvr).Namespace(cfg.Namespace)
-	} else {
-		in.res = dc.Resource(in.api.gvr)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
 	go in.run(ctx)
@@ -167,6 +153,9 @@ func (in *Input) run(ctx context.Context) {
 		defer close(pruned)
 		in.pruneLoop(ctx)
 	}()
+	if !in.connect(ctx) {
+		return
+	}
 	if in.cfg.LeaderElection {
 		in.runElected(ctx)
 		return
@@ -175,6 +164,40 @@ func (in *Input) run(ctx context.Context) {
 }
 
 func (in *Input) enc() *encoder { return in.coder }
+
+// connect makes the API clients, retrying with backoff until it can or ctx ends:
+// client-go reads the token file when it makes a client, and a projected token may not
+// be there yet.
+func (in *Input) connect(ctx context.Context) bool {
+	bo := newBackoff()
+	for {
+		err := in.makeClients()
+		if err == nil {
+			in.status.set("client", nil)
+			return true
+		}
+		in.status.set("client", fmt.Errorf("API client: %w (retrying)", err))
+		if sleep(ctx, bo.Step()); ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+func (in *Input) makeClients() error {
+	dc, err := dynamic.NewForConfig(in.rest)
+	if err != nil {
+		return err
+	}
+	if in.raw, err = rest.UnversionedRESTClientFor(dynamic.ConfigFor(in.rest)); err != nil {
+		return err
+	}
+	if in.cfg.Namespace != "" {
+		in.res = dc.Resource(in.api.gvr).Namespace(in.cfg.Namespace)
+	} else {
+		in.res = dc.Resource(in.api.gvr)
+	}
+	return nil
+}
 
 // localCheckpoint is the resume point in the database, "" if none or if it belongs to
 // another stream (the configuration changed: re-list, dedup drops repeats).
