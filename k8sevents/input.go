@@ -230,7 +230,7 @@ func (in *Input) firstStart() bool {
 	return err == nil && cp == ""
 }
 
-// isNew reports whether this version of the Event still has to be emitted, and
+// reserve reports whether this version of the Event still has to be emitted, and
 // reserves it if so.
 func (in *Input) reserve(k state.Key) (bool, error) {
 	in.seenMu.Lock()
