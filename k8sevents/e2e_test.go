@@ -571,9 +571,9 @@ func TestEventTTLExpiry(t *testing.T) {
 // no re-list. etcd is compacted every 10 s here (5 minutes by default).
 func TestQuietStreamBookmarks(t *testing.T) {
 	for _, c := range []struct {
-		name      string
-		args      []string
-		cached    bool
+		name   string
+		args   []string
+		cached bool
 	}{
 		{"watch cache off (default)", nil, false},
 		{"watch cache on", []string{"--watch-cache-sizes=events#1000,events.events.k8s.io#1000"}, true},
