@@ -41,6 +41,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/internal/fluentbit"
 	"github.com/kubetrail/kubetrail/internal/testcluster"
 )
 
@@ -893,22 +894,6 @@ func TestFluentBitYAML(t *testing.T) {
 	}
 }
 
-// fluentBit finds a real Fluent Bit: $FLUENT_BIT, else fluent-bit on PATH.
-func fluentBit(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FLUENT_BIT"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("FLUENT_BIT=%s: %v", p, err)
-		}
-		return p
-	}
-	p, err := exec.LookPath("fluent-bit")
-	if err != nil {
-		t.Skip("no Fluent Bit: set FLUENT_BIT or put fluent-bit on PATH to run the ConfigMap's pipeline")
-	}
-	return p
-}
-
 // fbRun is a running Fluent Bit: its JSON records and the rest of its output.
 type fbRun struct {
 	cmd     *exec.Cmd
@@ -1013,7 +998,7 @@ func str(m map[string]any, path string) string {
 func TestFluentBitPipeline(t *testing.T) {
 	docs := render(t)
 	needCluster(t)
-	bin := fluentBit(t)
+	bin := fluentbit.Require(t, "run the ConfigMap's pipeline")
 	root, _ := filepath.Abs("..")
 	for _, lib := range []string{"kubetrail.so", "flb-filter_k8s_audit.so"} {
 		if _, err := os.Stat(filepath.Join(root, "build", lib)); err != nil {

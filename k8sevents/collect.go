@@ -351,7 +351,7 @@ func (in *Input) handle(ctx context.Context, obj *fastjson.Value, silent bool, r
 	}
 	it := item{key: key, rv: rv}
 	if !silent {
-		rec, err := in.enc().encode(obj, t)
+		rec, err := in.coder.encode(obj, t)
 		if err != nil {
 			in.stats.encodeErrors.Add(1)
 			in.log.Errorf("%v: skipped", err)

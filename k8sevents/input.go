@@ -163,8 +163,6 @@ func (in *Input) run(ctx context.Context) {
 	in.collect(ctx, in.localCheckpoint())
 }
 
-func (in *Input) enc() *encoder { return in.coder }
-
 // connect makes the API clients, retrying with backoff until it can or ctx ends:
 // client-go reads the token file when it makes a client, and a projected token may not
 // be there yet.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 	"github.com/vmihailenco/msgpack/v5"
@@ -144,13 +145,14 @@ func (e *encoder) encode(v *fastjson.Value, t time.Time) ([]byte, error) {
 	head = append(head, 0x80) // empty metadata map
 	e.buf.Write(head)
 
-	own := map[string]string{"apiVersion": e.api.apiVersion, "kind": "Event"}
+	// apiVersion, kind and cluster_name are ours; the object's own (if any) are left out.
+	own := 2
 	if e.cluster != "" {
-		own["cluster_name"] = e.cluster
+		own++
 	}
-	n := len(own)
+	n := own
 	o.Visit(func(k []byte, _ *fastjson.Value) {
-		if _, replaced := own[string(k)]; !replaced {
+		if !e.ownKey(k) {
 			n++
 		}
 	})
@@ -161,17 +163,19 @@ func (e *encoder) encode(v *fastjson.Value, t time.Time) ([]byte, error) {
 		}
 	}
 	try(e.enc.EncodeMapLen(n))
-	for _, k := range []string{"apiVersion", "kind", "cluster_name"} {
-		if val, ok := own[k]; ok {
-			try(e.enc.EncodeString(k))
-			try(e.enc.EncodeString(val))
-		}
+	try(e.enc.EncodeString("apiVersion"))
+	try(e.enc.EncodeString(e.api.apiVersion))
+	try(e.enc.EncodeString("kind"))
+	try(e.enc.EncodeString("Event"))
+	if e.cluster != "" {
+		try(e.enc.EncodeString("cluster_name"))
+		try(e.enc.EncodeString(e.cluster))
 	}
 	o.Visit(func(k []byte, item *fastjson.Value) {
-		if _, replaced := own[string(k)]; replaced {
+		if e.ownKey(k) {
 			return
 		}
-		try(e.enc.EncodeString(string(k)))
+		try(e.enc.EncodeString(b2s(k)))
 		if string(k) == "metadata" && item.Type() == fastjson.TypeObject {
 			try(e.metadata(item))
 			return
@@ -183,6 +187,21 @@ func (e *encoder) encode(v *fastjson.Value, t time.Time) ([]byte, error) {
 	}
 	return bytes.Clone(e.buf.Bytes()), nil
 }
+
+// ownKey reports whether k is a top-level field encode writes itself.
+func (e *encoder) ownKey(k []byte) bool {
+	switch string(k) {
+	case "apiVersion", "kind":
+		return true
+	case "cluster_name":
+		return e.cluster != ""
+	}
+	return false
+}
+
+// b2s views b as a string without copying, for the encoder, which copies what it
+// writes: the record path encodes every key and string of every Event.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // metadata writes the object's metadata without managedFields, which say which client
 // owns which field: noise in an Event record, and often larger than the Event.
@@ -200,7 +219,7 @@ func (e *encoder) metadata(v *fastjson.Value) error {
 		if werr != nil || string(k) == "managedFields" {
 			return
 		}
-		if werr = e.enc.EncodeString(string(k)); werr == nil {
+		if werr = e.enc.EncodeString(b2s(k)); werr == nil {
 			werr = e.value(item, 2)
 		}
 	})
@@ -222,7 +241,7 @@ func (e *encoder) value(v *fastjson.Value, depth int) error {
 		var werr error
 		o.Visit(func(k []byte, item *fastjson.Value) {
 			if werr == nil {
-				if werr = e.enc.EncodeString(string(k)); werr == nil {
+				if werr = e.enc.EncodeString(b2s(k)); werr == nil {
 					werr = e.value(item, depth+1)
 				}
 			}
@@ -240,20 +259,20 @@ func (e *encoder) value(v *fastjson.Value, depth int) error {
 		}
 		return nil
 	case fastjson.TypeString:
-		return e.enc.EncodeString(string(v.GetStringBytes()))
+		return e.enc.EncodeString(b2s(v.GetStringBytes()))
 	case fastjson.TypeNumber:
 		e.num = v.MarshalTo(e.num[:0])
 		if bytes.IndexAny(e.num, ".eE") < 0 {
-			if i, err := strconv.ParseInt(string(e.num), 10, 64); err == nil {
+			if i, err := strconv.ParseInt(b2s(e.num), 10, 64); err == nil {
 				return e.enc.EncodeInt(i)
 			}
-			if u, err := strconv.ParseUint(string(e.num), 10, 64); err == nil {
+			if u, err := strconv.ParseUint(b2s(e.num), 10, 64); err == nil {
 				return e.enc.EncodeUint(u)
 			}
 		}
-		f, err := strconv.ParseFloat(string(e.num), 64)
+		f, err := strconv.ParseFloat(b2s(e.num), 64)
 		if err != nil {
-			return e.enc.EncodeString(string(e.num)) // keep what cannot be a float64
+			return e.enc.EncodeString(b2s(e.num)) // keep what cannot be a float64
 		}
 		return e.enc.EncodeFloat64(f)
 	case fastjson.TypeTrue:

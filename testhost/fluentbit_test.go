@@ -11,23 +11,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubetrail/kubetrail/internal/fluentbit"
 )
 
-// fluentBit finds a real Fluent Bit: $FLUENT_BIT, else fluent-bit on PATH; without
-// one the test is skipped, saying why.
+// fluentBit finds a real Fluent Bit (internal/fluentbit); without one the test is
+// skipped, saying why.
 func fluentBit(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("FLUENT_BIT"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("FLUENT_BIT=%s: %v", p, err)
-		}
-		return p
-	}
-	p, err := exec.LookPath("fluent-bit")
-	if err != nil {
-		t.Skip("no Fluent Bit: set FLUENT_BIT or put fluent-bit on PATH to run the library in a real one")
-	}
-	return p
+	return fluentbit.Require(t, "run the library in a real one")
 }
 
 // fluentBitRun is what one run of a real Fluent Bit printed.

@@ -364,12 +364,19 @@ type hostRun struct {
 // to logPath. It is killed at the end of the test if still running.
 func startInput(t *testing.T, name, out, logPath string, props []string, env ...string) *hostRun {
 	t.Helper()
+	return startInputArgs(t, name, out, logPath, props, nil, env...)
+}
+
+// startInputArgs is startInput with extra flags for the host (e.g. --no-ctx).
+func startInputArgs(t *testing.T, name, out, logPath string, props, flags []string, env ...string) *hostRun {
+	t.Helper()
 	host, lib := inputPaths(t)
 	args := []string{"input", "-l", lib}
 	for _, p := range props {
 		args = append(args, "-p", p)
 	}
 	args = append(args, "--out", out, "--interval-ms", inputInterval)
+	args = append(args, flags...)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -548,6 +555,34 @@ func TestInputExactlyOnce(t *testing.T) {
 		t.Errorf("no %q line in:\n%s", inputPrefix+"stopped: ", log)
 	}
 	t.Logf("exactly once: %d records, %d plugin log lines, %v in all", len(recs), len(pluginLines(log)), time.Since(began).Round(time.Second))
+}
+
+// TestInputWithoutCtxCallbacks drives the library as Fluent Bit < 4.1 does: the plain
+// collect and cleanup callbacks, which carry no instance, so the library finds it by
+// the input's thread; FLBPluginExit finds it the same way (the "stopped:" line).
+func TestInputWithoutCtxCallbacks(t *testing.T) {
+	e := newEvCluster(t)
+	for i := 0; i < 5; i++ {
+		e.mustCreate(t, fmt.Sprintf("noctx-%d", i))
+	}
+	want := e.expected()
+	out := filepath.Join(e.dir, "out.jsonl")
+	h := startInputArgs(t, "host", out, filepath.Join(e.dir, "host.log"),
+		e.props(e.tokenFile, filepath.Join(e.dir, "events.db")), []string{"--no-ctx"})
+	waitUntil(t, "the Events through the plain callbacks", inputWait, func() (bool, string) {
+		recs, _ := readOut(t, out)
+		return len(missing(want, recs)) == 0, fmt.Sprintf("%d records", len(recs))
+	})
+	recs, _ := readOut(t, out)
+	for k, n := range countKeys(ours(t, want, recs)) {
+		if n != 1 {
+			t.Errorf("%v: %d records, want 1", k, n)
+		}
+	}
+	h.term()
+	if !h.logHas(inputPrefix + "stopped: ") {
+		t.Errorf("FLBPluginExit did not find the instance:\n%s", h.log())
+	}
 }
 
 // sizeWatch samples the size of a file every ~0.5 ms: the distinct sizes are the

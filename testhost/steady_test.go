@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubetrail/kubetrail/internal/fluentbit"
 	"github.com/kubetrail/kubetrail/internal/testcluster"
 )
 
@@ -97,7 +98,11 @@ func TestSteadyStateRequests(t *testing.T) {
 	}
 	start("all", hostArgs("all", "db="+filepath.Join(dir, "all.db"))...)
 	start("quiet", hostArgs("quiet", "db="+filepath.Join(dir, "quiet.db"), "kube_namespace=quiet")...)
-	if fb := findFluentBit(); fb != "" {
+	fb, err := fluentbit.Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fb != "" {
 		start("fb-in", fb, "-i", "kubernetes_events", "-p", "kube_url="+c.URL, "-p", "kube_ca_file="+c.CAFile,
 			"-p", "kube_token_file="+token, "-p", "db="+filepath.Join(dir, "fb-in.db"), "-o", "stdout", "-p", "format=json_lines", "-f", "1")
 		start("fb-kt", fb, "-e", lib, "-i", "k8s_events", "-p", conn[0], "-p", conn[1], "-p", conn[2],
@@ -174,15 +179,6 @@ func TestSteadyStateRequests(t *testing.T) {
 		}
 		t.Logf("  %-6s wrote %d lines; log tail:\n%s", p.name, lines, lastLines(p.log.String(), 6))
 	}
-}
-
-// findFluentBit is fluentBit without the skip: "" when there is none.
-func findFluentBit() string {
-	if p := os.Getenv("FLUENT_BIT"); p != "" {
-		return p
-	}
-	p, _ := exec.LookPath("fluent-bit")
-	return p
 }
 
 func lastLines(s string, n int) string {
