@@ -77,6 +77,11 @@ type Record struct {
 	Fields []byte
 	// Count is the number of key/value pairs in Fields.
 	Count int
+	// Summary gives the record's main values without decoding Fields.
+	Summary Summary
+	// Err is set on a batch item that is not an audit event: the record holds the item
+	// as it was, with a parse_error field, and Summary is empty.
+	Err error
 	// keys lists the top-level keys written, for HasKey.
 	keys []string
 }

@@ -42,7 +42,7 @@ func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 		w.buf.b = append(w.buf.b, w.dbuf.b...)
 	}
 	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
-	w.records = append(w.records, Record{Time: d.time})
+	w.records = append(w.records, Record{Time: d.time, Summary: w.summary(t, d)})
 }
 
 // isDerivedName reports whether k is the name of a derived field. Audit fields are

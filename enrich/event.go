@@ -40,6 +40,7 @@ type derived struct {
 	nLatency, nPSA                         int
 	truncation                             []string
 	time                                   Time
+	received, stageTime                    Time
 }
 
 var errNoAuditID = errors.New("not an audit event: auditID is not a string")
@@ -119,6 +120,10 @@ func (w *Worker) derive(t *top, ctx inputCtx) {
 	// When: the record time and the request's duration.
 	received, okR := parseTime(t.received)
 	stage, okS := parseTime(t.stageTS)
+	d.received, d.stageTime = received, stage
+	if !okR {
+		d.received = firstTime(t.legacyTS)
+	}
 	if okR && okS {
 		d.durationMs = stage.sub(received)
 		d.hasDuration = true

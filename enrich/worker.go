@@ -249,7 +249,7 @@ func (w *Worker) passItem(it *fastjson.Value, err error) {
 	w.key("parse_error")
 	w.buf.strs(err.Error())
 	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
-	w.records = append(w.records, Record{})
+	w.records = append(w.records, Record{Err: err})
 }
 
 // key writes a top-level key and remembers it for Record.HasKey.
