@@ -43,11 +43,32 @@ import (
 
 // exampleFiles are the examples conf/ must have, each classic and YAML: Events to
 // stdout; the audit log to stdout (the YAML one with k8s_audit as a processor); both
-// to a forward output.
+// to a forward output. And image.yaml, the image's default configuration.
 var exampleFiles = []string{
 	"events-stdout.conf", "events-stdout.yaml",
 	"audit-tail.conf", "audit-tail.yaml",
 	"events-audit-forward.conf", "events-audit-forward.yaml",
+	"image.yaml",
+}
+
+// daemonSetExamples run on every control-plane node: leader election on.
+var daemonSetExamples = []string{"events-audit-forward.conf", "events-audit-forward.yaml", "image.yaml"}
+
+// exampleEnv is the environment the tests give the examples, as a pod spec would.
+var exampleEnv = map[string]string{"CLUSTER_NAME": "example-cluster", "POD_NAMESPACE": "default"}
+
+// expandExample expands ${VAR} as Fluent Bit does when it loads the file.
+func expandExample(v string) string {
+	return os.Expand(v, func(k string) string { return exampleEnv[k] })
+}
+
+// envList is exampleEnv as KEY=value, plus more.
+func envList(more ...string) []string {
+	out := append([]string(nil), more...)
+	for k, v := range exampleEnv {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 // Properties of every Fluent Bit input, filter or processor instance (not the plugin's
@@ -401,6 +422,11 @@ func TestExampleConfigProperties(t *testing.T) {
 	has := func(f, kind, name string) bool {
 		return slices.ContainsFunc(byName[f].Stanzas, func(s *stanza) bool { return s.Kind == kind && s.name() == name })
 	}
+	for _, want := range []struct{ kind, name string }{{"input", "k8s_events"}, {"input", "tail"}, {"processor", "k8s_audit"}, {"output", "stdout"}} {
+		if !has("image.yaml", want.kind, want.name) {
+			t.Errorf("image.yaml has no %s %s", want.name, want.kind)
+		}
+	}
 	for _, ext := range []string{".conf", ".yaml"} {
 		audit := "filter"
 		if ext == ".yaml" {
@@ -427,8 +453,8 @@ func TestExampleConfigProperties(t *testing.T) {
 			if s.Props["kube_url"] != "" || s.Props["kubeconfig"] != "" {
 				t.Errorf("%s: k8s_events should connect in-cluster (no kube_url or kubeconfig)", c.Path)
 			}
-			if strings.Contains(c.Path, "forward") != (s.Props["leader_election"] == "on") {
-				t.Errorf("%s: leader_election %q: on only in the DaemonSet example", c.Path, s.Props["leader_election"])
+			if slices.Contains(daemonSetExamples, filepath.Base(c.Path)) != (s.Props["leader_election"] == "on") {
+				t.Errorf("%s: leader_election %q: on only in the DaemonSet examples", c.Path, s.Props["leader_election"])
 			}
 		}
 	}
@@ -539,7 +565,7 @@ func TestExampleConfigsInTestHost(t *testing.T) {
 					props := map[string]string{}
 					for k, v := range s.Props {
 						if k != "name" {
-							props[k] = v
+							props[k] = expandExample(v)
 						}
 					}
 					props["kube_url"], props["kube_ca_file"], props["kube_token_file"] = e.c.URL, e.c.CAFile, e.tokenFile
@@ -552,7 +578,7 @@ func TestExampleConfigsInTestHost(t *testing.T) {
 					// POD_NAMESPACE and POD_NAME as the downward API sets them in a pod:
 					// leader_election's Lease namespace and identity.
 					h := startInput(t, name, out, filepath.Join(dir, "host.log"), list,
-						"POD_NAMESPACE=default", fmt.Sprintf("POD_NAME=example-%d", n))
+						envList(fmt.Sprintf("POD_NAME=example-%d", n))...)
 					want := map[evKey]time.Time{}
 					for j := 0; j < 3; j++ {
 						k := e.mustCreate(t, fmt.Sprintf("example-%d-%d", n, j))
@@ -565,7 +591,7 @@ func TestExampleConfigsInTestHost(t *testing.T) {
 						recs, _ := readOut(t, out)
 						return len(missing(want, recs)) == 0, fmt.Sprintf("%d records", len(recs))
 					})
-					if cn := s.Props["cluster_name"]; cn != "" {
+					if cn := expandExample(s.Props["cluster_name"]); cn != "" {
 						for _, l := range nonEmptyLines(t, out) {
 							if !strings.Contains(l, `"cluster_name":`+strconv.Quote(cn)) {
 								t.Errorf("record without cluster_name %q: %.300s", cn, l)
@@ -609,13 +635,27 @@ func nonEmptyLines(t *testing.T, path string) []string {
 func TestExampleConfigsDryRun(t *testing.T) {
 	bin := fluentBit(t)
 	paths(t)
+	repo, _ := filepath.Abs("..")
 	for _, f := range exampleFiles {
 		t.Run(f, func(t *testing.T) {
-			cmd := exec.Command(bin, "--dry-run", "-c", "conf/"+f)
-			cmd.Dir = ".."
+			cfg := "conf/" + f
+			// The image's plugins file (/fluent-bit/etc/plugins.conf) is not on this
+			// machine: build/plugins.conf, which names the same library, stands in.
+			c, err := parseExample(filepath.Join(repo, cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pf := c.service().Props["plugins_file"]; filepath.IsAbs(pf) {
+				if _, err := os.Stat(pf); err != nil {
+					c.service().set("plugins_file", filepath.Join(repo, "build/plugins.conf"))
+					cfg = c.write(t, t.TempDir())
+				}
+			}
+			cmd := exec.Command(bin, "--dry-run", "-c", cfg)
+			cmd.Dir = repo
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "configuration test is successful") {
-				t.Fatalf("fluent-bit --dry-run -c conf/%s: %v\n%s", f, err, out)
+				t.Fatalf("fluent-bit --dry-run -c %s: %v\n%s", cfg, err, out)
 			}
 		})
 	}
@@ -744,7 +784,7 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 	pluginsConf := filepath.Join(repo, "build/plugins.conf")
 	e := newEvCluster(t)
 	n := 0
-	for _, f := range []string{"events-stdout.conf", "events-stdout.yaml", "events-audit-forward.conf", "events-audit-forward.yaml"} {
+	for _, f := range []string{"events-stdout.conf", "events-stdout.yaml", "events-audit-forward.conf", "events-audit-forward.yaml", "image.yaml"} {
 		t.Run(f, func(t *testing.T) {
 			n++
 			c, err := parseExample(filepath.Join(repo, "conf", f))
@@ -759,6 +799,9 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 				c.service().set("storage.path", filepath.Join(dir, "flb-storage"))
 			}
 			c.service().set("grace", "1")
+			if _, ok := c.service().Props["http_port"]; ok {
+				c.service().set("http_port", strconv.Itoa(freeTCPPort(t)))
+			}
 			for _, s := range c.plugins("k8s_events") {
 				s.set("kube_url", e.c.URL)
 				s.set("kube_ca_file", e.c.CAFile)
@@ -797,7 +840,7 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 				}
 			}
 			cfg := c.write(t, dir)
-			sender := startFB(t, bin, repo, cfg, "POD_NAMESPACE=default", fmt.Sprintf("POD_NAME=fluent-bit-%d", n))
+			sender := startFB(t, bin, repo, cfg, envList(fmt.Sprintf("POD_NAME=fluent-bit-%d", n))...)
 			out := sender
 			if receiver != nil {
 				out = receiver
@@ -823,7 +866,7 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 					md, _ := r["metadata"].(map[string]any)
 					if name, _ := md["name"].(string); names[name] {
 						events++
-						if r["cluster_name"] != c.plugins("k8s_events")[0].Props["cluster_name"] {
+						if r["cluster_name"] != expandExample(c.plugins("k8s_events")[0].Props["cluster_name"]) {
 							t.Errorf("record without the example's cluster_name: %v", r)
 						}
 					}
@@ -859,7 +902,7 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 			if events != len(names) || audit != wantAudit {
 				t.Errorf("%d records of our %d Events, %d audit records (want %d)", events, len(names), audit, wantAudit)
 			}
-			if strings.Contains(f, "forward") && !strings.Contains(log, "is now the leader") {
+			if slices.Contains(daemonSetExamples, f) && !strings.Contains(log, "is now the leader") {
 				t.Errorf("no leader election logged:\n%s", log)
 			}
 		})
