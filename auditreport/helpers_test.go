@@ -89,10 +89,10 @@ type ev struct {
 		Username string
 		Groups   []string
 	}
-	SourceIPs      []string
-	UserAgent      string
-	ObjectRef      *struct{ Resource, Namespace, APIGroup, Subresource string }
-	ResponseStatus *struct{ Code int }
+	SourceIPs                                           []string
+	UserAgent                                           string
+	ObjectRef                                           *struct{ Resource, Namespace, APIGroup, Subresource string }
+	ResponseStatus                                      *struct{ Code int }
 	RequestReceivedTimestamp, StageTimestamp, Timestamp *time.Time
 }
 

@@ -143,11 +143,10 @@ func (r *Report) timeAxis() (idx []int64, labels []string) {
 
 func unixUTC(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
 
-// perSecond rounds a bucket count turned into a rate to three significant digits'
-// worth, which keeps the page small.
+// perSecond turns a bucket count into a rate, to three significant digits (which keeps
+// the page small; sparse logs over weeks give rates far below one per second).
 func (r *Report) perSecond(n int) float64 {
-	v := float64(n) / float64(r.time.width)
-	return math.Round(v*1000) / 1000
+	return round3(float64(n) / float64(r.time.width))
 }
 
 type series struct {
