@@ -56,3 +56,26 @@ func BenchmarkMap(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTextSummaryOnly is BenchmarkText's apiserver case without encoding the
+// records (Options.SummaryOnly, kubetrail audit's outputs other than json).
+func BenchmarkTextSummaryOnly(b *testing.B) {
+	var ls [][]byte
+	total := 0
+	for _, l := range lines(b, "testdata/apiserver-metadata.log") {
+		ls = append(ls, []byte(l))
+		total += len(l)
+	}
+	opts := defaults()
+	opts.SummaryOnly = true
+	e, _ := New(opts)
+	w := e.NewWorker()
+	b.SetBytes(int64(total / len(ls)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := w.Text(ls[i%len(ls)]); res.Err != nil || len(res.Records) != 1 {
+			b.Fatal(res.Err)
+		}
+	}
+}

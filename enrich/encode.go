@@ -18,6 +18,11 @@ const maxDepth = 300
 func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 	start := len(w.buf.b)
 	keys := len(w.keys)
+	if w.e.opts.SummaryOnly {
+		w.spans = append(w.spans, span{start: start, end: start, keys: [2]int{keys, keys}})
+		w.records = append(w.records, Record{Time: d.time, Summary: w.summary(t, d)})
+		return
+	}
 	dk := w.e.opts.DerivedKey
 	t.o.Visit(func(k []byte, v *fastjson.Value) {
 		// A record that went through k8s_audit before (an edge Fluent Bit forwarding to

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -20,6 +21,12 @@ func TestSummaryMatchesRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := e.NewWorker()
+	// The same events through a SummaryOnly worker give the same Summary, no Fields.
+	eo, err := New(Options{SummaryOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo := eo.NewWorker()
 	checked := 0
 	for _, f := range files {
 		fh, err := os.Open(f)
@@ -40,6 +47,19 @@ func TestSummaryMatchesRecord(t *testing.T) {
 				checkSummary(t, f, r.Summary, fields(t, r))
 				checked++
 			}
+			want := summaries(res)
+			ro := wo.Text(sc.Bytes())
+			if ro.Err != nil || len(ro.Records) != len(res.Records) {
+				t.Fatalf("%s: SummaryOnly: %v, %d records, want %d", f, ro.Err, len(ro.Records), len(res.Records))
+			}
+			for i, r := range ro.Records {
+				if len(r.Fields) != 0 || r.Count != 0 || r.Time != res.Records[i].Time {
+					t.Fatalf("%s: SummaryOnly record %d: %d bytes of fields, count %d, time %v", f, i, len(r.Fields), r.Count, r.Time)
+				}
+			}
+			if got := summaries(ro); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: SummaryOnly summaries\n got %+v\nwant %+v", f, got, want)
+			}
 		}
 		fh.Close()
 	}
@@ -47,6 +67,31 @@ func TestSummaryMatchesRecord(t *testing.T) {
 		t.Fatalf("only %d records checked: corpus missing?", checked)
 	}
 	t.Logf("%d records checked", checked)
+}
+
+// summaries copies the Summaries of a result, groups resolved, for comparison.
+func summaries(res Result) []any {
+	type copied struct {
+		S      Summary
+		Groups []string
+	}
+	var out []any
+	for _, r := range res.Records {
+		c := copied{S: r.Summary}
+		for _, g := range r.Summary.Groups(nil) {
+			c.Groups = append(c.Groups, string(g))
+		}
+		c.S.groups = nil
+		// Byte views into the worker's memory: copy them through a string.
+		v := reflect.ValueOf(&c.S).Elem()
+		for i := 0; i < v.NumField(); i++ {
+			if f := v.Field(i); f.CanSet() && f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Uint8 {
+				f.SetBytes([]byte(string(f.Bytes())))
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func checkSummary(t *testing.T, file string, s Summary, m map[string]any) {
