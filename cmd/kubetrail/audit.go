@@ -256,6 +256,9 @@ func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kubetrail audit: %v\n", err)
 		return exitError
 	}
+	// Only -o json writes the records; the other outputs read their Summary, and
+	// skipping the encoding saves about a quarter of the time.
+	cfg.Enrich.SummaryOnly = o.output != "json"
 	enr, err := enrich.New(cfg.Enrich)
 	if err != nil {
 		fmt.Fprintf(stderr, "kubetrail audit: %v\n", err)
