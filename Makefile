@@ -2,12 +2,13 @@
 #
 #   make setup      install what building and testing need (apt-get as root, Go modules)
 #   make            build/kubetrail.so (k8s_events input), build/flb-filter_k8s_audit.so (link),
-#                   build/plugins.conf, build/flb-testhost
+#                   build/plugins.conf, build/flb-testhost, build/kubetrail (the audit command)
 #   make demo       run k8s_audit over the bundled sample audit log, print the records
 #   make test       library check, vet, race tests of the pure-Go packages, test-host
 #                   tests, fuzzing
 #   make bench      Go benchmarks and flb-testhost bench
 #   make bench-events  k8s_events against a real apiserver: sync time/RSS, requests per hour
+#   make bench-audit   kubetrail audit over a generated ~1 GB log, one core: MB/s, peak RSS
 #   make clean
 
 GO       ?= go
@@ -23,6 +24,7 @@ LIB          := $(BUILD)/kubetrail.so
 FILTER_LINK  := $(BUILD)/flb-filter_k8s_audit.so
 PLUGINS_CONF := $(BUILD)/plugins.conf
 TESTHOST     := $(BUILD)/flb-testhost
+KUBETRAIL    := $(BUILD)/kubetrail
 
 GO_SOURCES := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './build/*') \
               $(wildcard plugin/*.c plugin/*.h) go.mod go.sum
@@ -38,9 +40,14 @@ BENCH_REQUESTRESPONSE ?= enrich/testdata/requestresponse.log
 BENCH_SECONDS         ?= 5
 BENCH_SAMPLE          ?= ../shared/testdata/audit/audit2rbac-demo-v1-relabeled.log
 
-.PHONY: all setup demo test check-lib fuzz bench bench-events clean
+.PHONY: all setup demo test check-lib fuzz bench bench-events bench-audit clean
 
-all: $(LIB) $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST)
+all: $(LIB) $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST) $(KUBETRAIL)
+
+# The command-line tool: pure Go, no cgo, one static binary.
+$(KUBETRAIL): $(GO_SOURCES)
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/kubetrail
 
 $(LIB): $(GO_SOURCES)
 	@mkdir -p $(BUILD)
@@ -124,6 +131,32 @@ bench-events: all $(APISERVER_DEP)
 	KUBETRAIL_SYNC_EVENTS=$(SYNC_EVENTS) KUBETRAIL_STEADY=$(STEADY) \
 		$(GO) test -count=1 -v -timeout 3h -run "TestSyncExistingEvents|TestSteadyStateRequests" ./testhost/
 
+# kubetrail audit over BENCH_AUDIT_SIZE of generated audit log (internal/auditgen: an
+# hour of a busy cluster's Metadata-level events), plain and gzip, on one core
+# (GOMAXPROCS=1, taskset -c 0): elapsed time, MB/s of uncompressed log and peak RSS
+# (/usr/bin/time) per output, the median of BENCH_AUDIT_RUNS runs. The log is kept
+# in $(BENCH_AUDIT_DIR) for the next run (make clean removes it).
+BENCH_AUDIT_SIZE    ?= 1g
+BENCH_AUDIT_DIR     ?= $(BUILD)/bench-audit
+BENCH_AUDIT_RUNS    ?= 3
+BENCH_AUDIT_OUTPUTS ?= top line json stats html
+bench-audit: $(KUBETRAIL)
+	$(GO) test -run '^$$' -bench Process -benchmem ./cmd/kubetrail
+	@set -e; mkdir -p $(BENCH_AUDIT_DIR); log=$(BENCH_AUDIT_DIR)/audit-$(BENCH_AUDIT_SIZE).log; \
+	if [ ! -s $$log ]; then $(GO) run ./cmd/kubetrail/internal/genaudit -bytes $(BENCH_AUDIT_SIZE) -o $$log; fi; \
+	if [ ! -s $$log.gz ]; then gzip -c $$log > $$log.gz; fi; \
+	size=$$(stat -c %s $$log); echo "== $$log: $$size bytes, $$(stat -c %s $$log.gz) gzipped"; \
+	for f in $$log $$log.gz; do for o in $(BENCH_AUDIT_OUTPUTS); do \
+		for i in $$(seq $(BENCH_AUDIT_RUNS)); do \
+			GOMAXPROCS=1 taskset -c 0 /usr/bin/time -f '%e %M' -o $(BENCH_AUDIT_DIR)/time.txt \
+				$(KUBETRAIL) audit -f $$f -o $$o > /dev/null || [ $$? = 3 ]; \
+			cat $(BENCH_AUDIT_DIR)/time.txt; \
+		done | sort -n | awk -v f=$$(basename $$f) -v o=$$o -v size=$$size -v runs=$(BENCH_AUDIT_RUNS) \
+			'{ t[NR] = $$1; if ($$2 > rss) rss = $$2 } END { m = t[int((NR + 1) / 2)]; \
+			  printf "%-28s -o %-6s median %6.2f s of %d runs  %7.1f MB/s  peak RSS %6.1f MB\n", f, o, m, runs, size / 1e6 / m, rss / 1024 }'; \
+	done; done
+
 # Leaves build/k8s (make clean-apiserver removes it: a cold rebuild takes minutes).
 clean:
-	rm -f $(LIB) $(BUILD)/kubetrail.h $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST)
+	rm -f $(LIB) $(BUILD)/kubetrail.h $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST) $(KUBETRAIL)
+	rm -rf $(BENCH_AUDIT_DIR)
