@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kubetrail/kubetrail/auditlog"
 	"github.com/kubetrail/kubetrail/auditquery"
+	"github.com/kubetrail/kubetrail/auditreport"
 	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/enrich"
 )
@@ -203,6 +205,9 @@ func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
 	case "line", "wide", "json", "top", "stats", "html":
 	default:
 		return nil, fmt.Errorf("-o %q: want line, wide, json, top, stats or html", o.output)
+	}
+	if !slices.Contains(auditreport.TopKeys, o.by) {
+		return nil, fmt.Errorf("--by %q: want one of %s", o.by, strings.Join(auditreport.TopKeys, ", "))
 	}
 	if o.limit < 0 {
 		return nil, fmt.Errorf("--limit %d: want 0 (all) or more", o.limit)

@@ -371,10 +371,12 @@ func TestLongLinesAndBrokenLines(t *testing.T) {
 	if big == lines[0] || huge == lines[1] {
 		t.Fatal("no annotations to grow")
 	}
-	content := big + "\n" + "this is not json\n" + lines[2][:len(lines[2])/2] + "\n" + huge + "\n" + lines[3] + "\n"
+	batch := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + lines[3] + `,{"foo":1}]}`
+	content := big + "\n" + "this is not json\n" + lines[2][:len(lines[2])/2] + "\n" + huge + "\n" + batch + "\n"
 	p := filepath.Join(t.TempDir(), "audit.log")
 	os.WriteFile(p, []byte(content), 0o644)
-	r := kubetrail(t, nil, "audit", "--max-line", "4m", "-o", "json", p)
+	mb := float64(len(content)) / 1e6
+	r := kubetrail(t, nil, "audit", "--max-line", "4m", "-o", "json", "--progress", p)
 	if r.code != exitUnreadable {
 		t.Fatalf("exit %d, want 3: %s", r.code, r.stderr)
 	}
@@ -391,7 +393,9 @@ func TestLongLinesAndBrokenLines(t *testing.T) {
 		p + ":3: ",
 		p + ":4: line of ",
 		"longer than the limit of 4194304 bytes",
-		"3 unreadable lines or items in total",
+		p + ":5: item 2 of the batch is not an audit event",
+		"4 unreadable lines or items in total",
+		fmt.Sprintf("kubetrail audit: read %.1f MB of %.1f MB (100%%), ", mb, mb), // --progress, final line
 	} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
@@ -416,7 +420,8 @@ func TestExitStatuses(t *testing.T) {
 		{[]string{"audit"}, exitUsage, "no input"},
 		{[]string{"audit", "-f", enrichFiles[1], "--code", "abc"}, exitUsage, `--code "abc": not a status code`},
 		{[]string{"audit", "-f", enrichFiles[1], "-o", "yaml"}, exitUsage, `-o "yaml"`},
-		{[]string{"audit", "-f", enrichFiles[1], "-o", "top", "--by", "colour"}, exitError, "--by"},
+		{[]string{"audit", "-f", enrichFiles[1], "-o", "top", "--by", "colour"}, exitUsage, `--by "colour": want one of user, group`},
+		{[]string{"audit", "-f", enrichFiles[1] + "," + enrichFiles[2], "--verb", "get"}, exitOK, ""},
 		{[]string{"audit", "-f", enrichFiles[1], "--bogus"}, exitUsage, "flag provided but not defined: -bogus"},
 		{[]string{"nope"}, exitUsage, `unknown command "nope"`},
 	} {

@@ -252,36 +252,57 @@ var needsEscape = func() (t [256]bool) {
 	return t
 }()
 
+// Word-at-a-time tests (Hacker's Delight, "find a zero byte"): exact as to whether
+// some byte of the word matches, which is all the fast path asks.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+func hasZeroByte(v uint64) bool { return (v-ones)&^v&highs != 0 }
+
+// special8 reports whether one of 8 bytes needs escaping: < 0x20, '"', '\\', 0x7f.
+func special8(x uint64) bool {
+	return (x-ones*0x20)&^x&highs != 0 || hasZeroByte(x^(ones*'"')) ||
+		hasZeroByte(x^(ones*'\\')) || hasZeroByte(x^(ones*0x7f))
+}
+
 // appendJSONString escapes '"', '\\' and control characters; other bytes, invalid
 // UTF-8 included, pass as they are (as Fluent Bit's msgpack2json does). Runs of bytes
-// that need nothing are copied at once: this is most of -o json's time.
+// that need nothing are skipped 8 at a time and copied at once: string escaping is
+// most of -o json's own time.
 func appendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !needsEscape[c] {
-			continue
+	start, i := 0, 0
+	for i < len(s) {
+		for i+8 <= len(s) && !special8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
 		}
-		dst = append(dst, s[start:i]...)
-		start = i + 1
-		switch c {
-		case '"':
-			dst = append(dst, '\\', '"')
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+		for end := min(i+8, len(s)); i < end; i++ {
+			c := s[i]
+			if !needsEscape[c] {
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			start = i + 1
+			switch c {
+			case '"':
+				dst = append(dst, '\\', '"')
+			case '\\':
+				dst = append(dst, '\\', '\\')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			}
 		}
 	}
 	dst = append(dst, s[start:]...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -78,5 +79,47 @@ func TestAppendFieldsJSONErrors(t *testing.T) {
 	}
 	if _, err := appendFieldsJSON(nil, []byte{0xa1, 'k', 0xc1}, 1); err == nil || !strings.Contains(err.Error(), "0xc1") {
 		t.Errorf("unknown type: %v", err)
+	}
+}
+
+// TestAppendJSONStringEveryByte checks the word-at-a-time path against a byte-by-byte
+// reference for every byte value at every position of a 17-byte string.
+func TestAppendJSONStringEveryByte(t *testing.T) {
+	ref := func(s []byte) string {
+		var b strings.Builder
+		b.WriteByte('"')
+		for _, c := range s {
+			switch {
+			case c == '"':
+				b.WriteString(`\"`)
+			case c == '\\':
+				b.WriteString(`\\`)
+			case c == '\n':
+				b.WriteString(`\n`)
+			case c == '\r':
+				b.WriteString(`\r`)
+			case c == '\t':
+				b.WriteString(`\t`)
+			case c == '\b':
+				b.WriteString(`\b`)
+			case c == '\f':
+				b.WriteString(`\f`)
+			case c < 0x20 || c == 0x7f:
+				fmt.Fprintf(&b, `\u%04x`, c)
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('"')
+		return b.String()
+	}
+	for pos := 0; pos < 17; pos++ {
+		for c := 0; c < 256; c++ {
+			s := []byte("abcdefghijklmnopq")
+			s[pos] = byte(c)
+			if got, want := string(appendJSONString(nil, s)), ref(s); got != want {
+				t.Fatalf("byte 0x%02x at %d: got %q, want %q", c, pos, got, want)
+			}
+		}
 	}
 }
