@@ -309,7 +309,7 @@ func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil && o.outputFile != "" {
 		err = out.(*os.File).Close()
 	}
-	code := report(stderr, reader, st, o.maxErrors)
+	code := report(stderr, reader, st, len(inputs))
 	if err != nil {
 		fmt.Fprintf(stderr, "kubetrail audit: %v\n", err)
 		return exitError
@@ -356,23 +356,22 @@ func process(r *auditlog.Reader, w *enrich.Worker, f *auditquery.Filter, sink si
 	return st, nil
 }
 
-// report prints the unreadable lines and files on stderr and returns the exit status.
-func report(stderr io.Writer, r *auditlog.Reader, st processStats, maxErrors int) int {
+// report prints the unreadable lines and files on stderr, then one line that always
+// gives the totals, and returns the exit status.
+func report(stderr io.Writer, r *auditlog.Reader, st processStats, files int) int {
 	for _, is := range r.Issues() {
 		fmt.Fprintf(stderr, "kubetrail audit: %s\n", is)
-	}
-	n := r.IssueCount()
-	if n > 0 {
-		shown := ""
-		if int64(len(r.Issues())) < n {
-			shown = fmt.Sprintf(" (first %d shown, --max-errors to change)", len(r.Issues()))
-		}
-		fmt.Fprintf(stderr, "kubetrail audit: %d unreadable lines or items in total%s; %d audit records read, %d matched\n",
-			n, shown, st.records, st.matched)
 	}
 	for _, fe := range r.FileErrors() {
 		fmt.Fprintf(stderr, "kubetrail audit: file not read to its end: %s\n", fe)
 	}
+	n := r.IssueCount()
+	shown := ""
+	if int64(len(r.Issues())) < n {
+		shown = fmt.Sprintf(" (first %d shown, --max-errors to change)", len(r.Issues()))
+	}
+	fmt.Fprintf(stderr, "kubetrail audit: %d files (%.1f MB), %d audit records, %d matched; %d unreadable lines or items in total%s; %d files not read to their end\n",
+		files, float64(r.BytesRead())/1e6, st.records, st.matched, n, shown, len(r.FileErrors()))
 	switch {
 	case len(r.FileErrors()) > 0:
 		return exitError

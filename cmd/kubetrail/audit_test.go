@@ -166,6 +166,11 @@ func TestLineOutputCorpus(t *testing.T) {
 		t.Fatalf("the corpus has %d non-event lines, the test expects the GKE LogEntry only", others)
 	}
 	want := filterEvents(events, once)
+	var size int64
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		size += st.Size()
+	}
 	args := append([]string{"audit", "-f", corpusDir}, enrichFiles...)
 	r := kubetrail(t, nil, args...)
 	if r.code != exitUnreadable {
@@ -191,7 +196,8 @@ func TestLineOutputCorpus(t *testing.T) {
 		}
 	}
 	if !strings.Contains(r.stderr, "elastic-test-audit.log:4: not an audit event") ||
-		!strings.Contains(r.stderr, "1 unreadable lines or items in total") {
+		!strings.Contains(r.stderr, fmt.Sprintf("%d files (%.1f MB), %d audit records, %d matched; 1 unreadable lines or items in total; 0 files not read",
+			len(files), float64(size)/1e6, len(events), len(want))) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 }
@@ -414,7 +420,7 @@ func TestExitStatuses(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"audit", "-f", enrichFiles[1]}, exitOK, ""},
+		{[]string{"audit", "-f", enrichFiles[1]}, exitOK, "kubetrail audit: 1 files (0.0 MB), 4 audit records, 4 matched; 0 unreadable lines or items in total; 0 files not read to their end\n"},
 		{[]string{"audit", "-f", "/nonexistent.log"}, exitError, "audit log /nonexistent.log: stat /nonexistent.log: no such file or directory"},
 		{[]string{"audit", "-f", cut}, exitError, "file not read to its end: " + cut + ": reading after line"},
 		{[]string{"audit"}, exitUsage, "no input"},
