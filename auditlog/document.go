@@ -120,8 +120,8 @@ func (d *splitter) value(c byte) (v []byte, reason string, err error) {
 			add(c)
 		}
 	}
-	depth, inStr, esc := 1, false, false
-	for depth > 0 {
+	n := nesting{depth: 1}
+	for n.depth > 0 {
 		c, err := d.readByte()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -130,23 +130,7 @@ func (d *splitter) value(c byte) (v []byte, reason string, err error) {
 			return nil, fmt.Sprintf("JSON value of %d bytes cut short by a read error", size), err
 		}
 		add(c)
-		switch {
-		case inStr:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-		}
+		n.step(c)
 	}
 	if tooLong {
 		return nil, tooLongReason(), nil

@@ -343,28 +343,41 @@ func (s *source) readLine(r *Reader) ([]byte, error) {
 // openAtEnd reports whether the JSON text b leaves an object or array open: the
 // first line of a pretty-printed document.
 func openAtEnd(b []byte) bool {
-	depth, inStr, esc := 0, false, false
+	var n nesting
 	for _, c := range b {
-		switch {
-		case inStr:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-			if depth == 0 {
-				return false
-			}
+		if n.step(c) && n.depth == 0 {
+			return false
 		}
 	}
-	return depth > 0
+	return n.depth > 0
+}
+
+// nesting follows the depth of objects and arrays through JSON text, byte by byte,
+// ignoring brackets inside strings.
+type nesting struct {
+	depth      int
+	inStr, esc bool
+}
+
+// step takes the next byte and reports whether it closed an object or array.
+func (n *nesting) step(c byte) (closed bool) {
+	switch {
+	case n.inStr:
+		switch {
+		case n.esc:
+			n.esc = false
+		case c == '\\':
+			n.esc = true
+		case c == '"':
+			n.inStr = false
+		}
+	case c == '"':
+		n.inStr = true
+	case c == '{' || c == '[':
+		n.depth++
+	case c == '}' || c == ']':
+		n.depth--
+		return true
+	}
+	return false
 }
