@@ -11,7 +11,6 @@ package deploy_test
 // skipped with -short; without kubectl everything is skipped.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -26,8 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -894,71 +891,6 @@ func TestFluentBitYAML(t *testing.T) {
 	}
 }
 
-// fbRun is a running Fluent Bit: its JSON records and the rest of its output.
-type fbRun struct {
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	records []map[string]any
-	log     bytes.Buffer
-	done    chan struct{}
-}
-
-func (r *fbRun) snapshot() ([]map[string]any, string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.records), r.log.String()
-}
-
-func startFluentBit(t *testing.T, bin, dir, cfg string, env []string) *fbRun {
-	t.Helper()
-	r := &fbRun{cmd: exec.Command(bin, "--config="+cfg), done: make(chan struct{})}
-	r.cmd.Dir = dir
-	r.cmd.Env = append(os.Environ(), env...)
-	pr, pw := io.Pipe()
-	r.cmd.Stdout, r.cmd.Stderr = pw, pw
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = r.cmd.Wait()
-		pw.Close()
-	}()
-	go func() {
-		defer close(r.done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(nil, 64<<20)
-		for sc.Scan() {
-			var m map[string]any
-			r.mu.Lock()
-			if bytes.HasPrefix(sc.Bytes(), []byte("{")) && json.Unmarshal(sc.Bytes(), &m) == nil {
-				r.records = append(r.records, m)
-			} else {
-				r.log.WriteString(sc.Text() + "\n")
-			}
-			r.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		r.stop()
-		if t.Failed() {
-			_, log := r.snapshot()
-			t.Logf("Fluent Bit's log:\n%s", log)
-		}
-	})
-	return r
-}
-
-// stop sends SIGTERM, SIGKILL after 30 s, and waits for the output to end.
-func (r *fbRun) stop() {
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
-}
-
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -1096,7 +1028,7 @@ func TestFluentBitPipeline(t *testing.T) {
 	}
 	clusterName := vals["CLUSTER_NAME"]
 
-	fb := startFluentBit(t, bin, dir, cfg, env)
+	fb := fluentbit.Start(t, bin, dir, cfg, env...)
 
 	// An Event (collected by k8s_events, not audited) and a Secret (audited).
 	api(http.MethodPost, "/api/v1/namespaces/default/events", map[string]any{
@@ -1111,7 +1043,7 @@ func TestFluentBitPipeline(t *testing.T) {
 
 	var event, secret map[string]any
 	waitFor(t, "the Event and the Secret's audit record on stdout", 60*time.Second, func() bool {
-		recs, _ := fb.snapshot()
+		recs, _ := fb.Snapshot()
 		for _, r := range recs {
 			switch {
 			case str(r, "apiVersion") == "v1" && str(r, "kind") == "Event" && str(r, "metadata.name") == "kubetrail-deploy-e2e":
@@ -1161,7 +1093,7 @@ func TestFluentBitPipeline(t *testing.T) {
 		t.Errorf("GET /api/v1/health: %d %s", resp.StatusCode, body)
 	}
 
-	recs, log := fb.snapshot()
+	recs, log := fb.Snapshot()
 	nEvents, nAudit := 0, 0
 	for _, r := range recs {
 		if str(r, "apiVersion") == "audit.k8s.io/v1" {
@@ -1197,7 +1129,7 @@ func TestFluentBitPipeline(t *testing.T) {
 	}
 
 	// SIGTERM: the leader hands the Lease back (another pod takes over at once).
-	fb.stop()
+	fb.Stop()
 	lease = api(http.MethodGet, "/apis/coordination.k8s.io/v1/namespaces/"+namespace+"/leases/"+leaseName, nil, http.StatusOK)
 	if got := str(lease, "spec.holderIdentity"); got != "" {
 		t.Errorf("after SIGTERM the Lease is still held by %q", got)

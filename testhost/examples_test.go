@@ -17,11 +17,9 @@ package testhost_test
 //     forward input).
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -31,14 +29,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/internal/fluentbit"
 )
 
 // exampleFiles are the examples conf/ must have, each classic and YAML: Events to
@@ -688,80 +685,6 @@ func TestExampleConfigsInRealFluentBit(t *testing.T) {
 	}
 }
 
-// fbProcess is a running Fluent Bit whose stdout records (json_lines) are collected.
-type fbProcess struct {
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	records []map[string]any
-	log     bytes.Buffer
-	done    chan struct{}
-}
-
-func startFB(t *testing.T, bin, dir, cfg string, env ...string) *fbProcess {
-	t.Helper()
-	p := &fbProcess{cmd: exec.Command(bin, "-c", cfg), done: make(chan struct{})}
-	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), env...)
-	pr, pw := io.Pipe()
-	p.cmd.Stdout, p.cmd.Stderr = pw, pw
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		pw.Close()
-	}()
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(nil, 64<<20)
-		for sc.Scan() {
-			var m map[string]any
-			p.mu.Lock()
-			if bytes.HasPrefix(sc.Bytes(), []byte("{")) && json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.records = append(p.records, m)
-			} else {
-				p.log.WriteString(sc.Text() + "\n")
-			}
-			p.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			_, log := p.snapshot()
-			t.Logf("Fluent Bit (%s) log:\n%s", filepath.Base(cfg), log)
-		}
-	})
-	return p
-}
-
-func (p *fbProcess) snapshot() ([]map[string]any, string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.records), p.log.String()
-}
-
-func (p *fbProcess) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, SIGKILL after 30 s, and waits for the output to end.
-func (p *fbProcess) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -812,7 +735,7 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 				s.set("path", filepath.Join(repo, "conf/sample-audit.log"))
 				s.set("db", filepath.Join(dir, "tail.db"))
 			}
-			receiver := (*fbProcess)(nil)
+			receiver := (*fluentbit.Process)(nil)
 			if fw := c.plugins("forward"); len(fw) > 0 {
 				port := freeTCPPort(t)
 				rcfg := filepath.Join(dir, "receiver.conf")
@@ -833,14 +756,14 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 `, port)), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				receiver = startFB(t, bin, dir, rcfg)
+				receiver = fluentbit.Start(t, bin, dir, rcfg)
 				for _, s := range fw {
 					s.set("host", "127.0.0.1")
 					s.set("port", strconv.Itoa(port))
 				}
 			}
 			cfg := c.write(t, dir)
-			sender := startFB(t, bin, repo, cfg, envList(fmt.Sprintf("POD_NAME=fluent-bit-%d", n))...)
+			sender := fluentbit.Start(t, bin, repo, cfg, envList(fmt.Sprintf("POD_NAME=fluent-bit-%d", n))...)
 			out := sender
 			if receiver != nil {
 				out = receiver
@@ -857,10 +780,10 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 			}
 			var events, audit int
 			waitUntil(t, "the Events created and the audit records", inputWait, func() (bool, string) {
-				if sender.exited() || (receiver != nil && receiver.exited()) {
+				if sender.Exited() || (receiver != nil && receiver.Exited()) {
 					t.Fatalf("Fluent Bit exited")
 				}
-				recs, _ := out.snapshot()
+				recs, _ := out.Snapshot()
 				events, audit = 0, 0
 				for _, r := range recs {
 					md, _ := r["metadata"].(map[string]any)
@@ -880,15 +803,15 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 				return events >= len(names) && audit >= wantAudit, fmt.Sprintf("%d of our Events, %d audit records", events, audit)
 			})
 			time.Sleep(2 * time.Second) // a duplicate would show by now
-			sender.stop()
+			sender.Stop()
 			if receiver != nil {
 				time.Sleep(time.Second)
 			}
-			_, log := sender.snapshot()
+			_, log := sender.Snapshot()
 			if strings.Contains(log, "[error]") {
 				t.Errorf("errors logged:\n%s", log)
 			}
-			recs, _ := out.snapshot()
+			recs, _ := out.Snapshot()
 			events, audit = 0, 0
 			for _, r := range recs {
 				md, _ := r["metadata"].(map[string]any)
