@@ -19,6 +19,12 @@ type Spec struct {
 	Codes []string
 	// Stages: RequestReceived, ResponseStarted, ResponseComplete, Panic (any case).
 	Stages []string
+	// FinalStage keeps each request once, at the last stage the apiserver logged for it:
+	// RequestReceived is left out, and so is ResponseStarted unless the request failed
+	// there. The apiserver writes a failed authentication (401) at ResponseStarted and
+	// at no other stage, so leaving out every ResponseStarted (as kubectl-dev_tool does)
+	// would hide every 401.
+	FinalStage bool
 	// UserTypes: serviceaccount, node, system, anonymous, user, unauthenticated.
 	UserTypes                      []string
 	AuditIDs, UserAgents, SourceIP []string
@@ -47,7 +53,7 @@ type Filter struct {
 	verbs, users, groups, namespaces, names, subresources     List
 	codes, stages, userTypes, auditIDs, userAgents, sourceIPs List
 	resources                                                 resourceList
-	failed                                                    bool
+	failed, finalStage                                        bool
 	longRunning                                               int // 0 any, 1 true, 2 false
 	after, before                                             time.Time
 	slowerThanMs                                              float64
@@ -88,6 +94,7 @@ func New(s Spec) (*Filter, error) {
 		return nil, fmt.Errorf("--resource %w", err)
 	}
 	f.failed = s.Failed
+	f.finalStage = s.FinalStage
 	switch strings.ToLower(s.LongRunning) {
 	case "":
 	case "true", "yes", "1":
@@ -118,7 +125,7 @@ func New(s Spec) (*Filter, error) {
 		}
 		f.slowerThanMs, f.hasSlower = float64(d)/float64(time.Millisecond), true
 	}
-	f.all = !f.failed && f.longRunning == 0 && f.after.IsZero() && f.before.IsZero() && !f.hasSlower && f.resources.empty()
+	f.all = !f.failed && !f.finalStage && f.longRunning == 0 && f.after.IsZero() && f.before.IsZero() && !f.hasSlower && f.resources.empty()
 	for _, l := range lists {
 		f.all = f.all && l.dst.Empty()
 	}
@@ -153,6 +160,9 @@ func (f *Filter) Match(s *enrich.Summary, groups [][]byte) (bool, [][]byte) {
 		if !f.codes.Match(c) {
 			return false, groups
 		}
+	}
+	if f.finalStage && !finalStage(s) {
+		return false, groups
 	}
 	if f.failed && s.Outcome != "failure" {
 		return false, groups
@@ -231,4 +241,16 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time (2025-11-20T10:15:00Z), a date (2025-11-20) or a duration before now (90m, 2h, 3d)", s)
+}
+
+// finalStage reports whether the record is the last the apiserver wrote for its
+// request (see Spec.FinalStage).
+func finalStage(s *enrich.Summary) bool {
+	switch string(s.Stage) {
+	case "RequestReceived":
+		return false
+	case "ResponseStarted":
+		return s.Code >= 400
+	}
+	return true
 }

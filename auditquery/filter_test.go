@@ -311,8 +311,11 @@ func TestMatchCorpus(t *testing.T) {
 		{"not 2xx", Spec{Codes: []string{"-2xx"}}, func(ev event) bool { c := codeOf(ev); return c < 200 || c > 299 }},
 		{"failed", Spec{Failed: true}, func(ev event) bool { return codeOf(ev) >= 400 || ev.Stage == "Panic" }},
 		{"stage", Spec{Stages: []string{"ResponseStarted"}}, func(ev event) bool { return ev.Stage == "ResponseStarted" }},
-		{"each request once", Spec{Stages: []string{"-RequestReceived,-ResponseStarted"}}, func(ev event) bool {
+		{"no RequestReceived or ResponseStarted", Spec{Stages: []string{"-RequestReceived,-ResponseStarted"}}, func(ev event) bool {
 			return ev.Stage != "RequestReceived" && ev.Stage != "ResponseStarted"
+		}},
+		{"each request at its last stage", Spec{FinalStage: true}, func(ev event) bool {
+			return ev.Stage != "RequestReceived" && (ev.Stage != "ResponseStarted" || codeOf(ev) >= 400)
 		}},
 		{"audit ID", Spec{AuditIDs: []string{events[5].AuditID}}, func(ev event) bool { return ev.AuditID == events[5].AuditID }},
 		{"user agent", Spec{UserAgents: []string{"kubectl/*"}}, func(ev event) bool { return strings.HasPrefix(ev.UserAgent, "kubectl/") }},

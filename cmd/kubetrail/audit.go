@@ -49,8 +49,10 @@ carry matches no value, so "*" means "is set" and "-*" "is not set"):
   --failed            failed requests only: 4xx, 5xx, Panic, or forbidden
                       (alias --failed-only)
   -s, --stage S       RequestReceived, ResponseStarted, ResponseComplete, Panic, or
-                      "all"; default: every request once (RequestReceived and
-                      ResponseStarted left out, as kubectl-dev_tool counts)
+                      "all"; default: every request once, at its last stage
+                      (RequestReceived left out, ResponseStarted too unless it failed
+                      there: the apiserver logs a failed authentication, 401, only at
+                      ResponseStarted)
   --after T           requestReceivedTimestamp >= T
   --before T          requestReceivedTimestamp < T; T is RFC 3339
                       (2025-11-20T10:15:00Z), a UTC time without zone, a date
@@ -190,7 +192,7 @@ func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
 	s.Stages = stages
 	switch {
 	case len(stages) == 0:
-		s.Stages = []string{"-RequestReceived,-ResponseStarted"}
+		s.FinalStage = true
 	case len(stages) == 1 && strings.EqualFold(stages[0], "all"):
 		s.Stages = nil
 	}

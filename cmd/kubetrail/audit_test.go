@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubetrail/kubetrail/internal/auditgen"
 )
 
 // The end-to-end tests run the real kubetrailBin, built once by TestMain.
@@ -147,7 +149,11 @@ func checkHeader(t *testing.T, out string, want []ev) {
 	}
 }
 
-func once(e ev) bool { return e.Stage != "RequestReceived" && e.Stage != "ResponseStarted" }
+// once is the default stage selection, restated: each request at its last stage
+// (a failed authentication is logged at ResponseStarted only).
+func once(e ev) bool {
+	return e.Stage != "RequestReceived" && (e.Stage != "ResponseStarted" || e.code() >= 400)
+}
 
 func filterEvents(events []ev, keep func(ev) bool) []ev {
 	var out []ev
@@ -484,5 +490,50 @@ func TestAggregateOutputs(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	if r.code != exitOK || r.stdout != "" || !bytes.Contains(bytes.ToLower(b), []byte("<html")) {
 		t.Errorf("html: exit %d, %d bytes, stdout %d bytes: %s", r.code, len(b), len(r.stdout), r.stderr)
+	}
+}
+
+// TestFailedAuthenticationCounted: the apiserver logs a failed authentication (401)
+// at stage ResponseStarted only. The default stage selection must keep it, so that
+// `top --by code` and `--code 401` see every 401 of a generated log whose 401s are
+// shaped that way, counted here with encoding/json.
+func TestFailedAuthenticationCounted(t *testing.T) {
+	var log bytes.Buffer
+	if _, err := auditgen.Write(&log, auditgen.Options{Seed: 7, Records: 20000}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(p, log.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	events, _ := decodeFiles(t, p)
+	var unauthorized, startedOnly int
+	for _, e := range events {
+		if e.code() == 401 {
+			unauthorized++
+			if e.Stage == "ResponseStarted" {
+				startedOnly++
+			}
+		}
+	}
+	if unauthorized == 0 || startedOnly != unauthorized {
+		t.Fatalf("generated log: %d 401s, %d at ResponseStarted: want some, all at ResponseStarted", unauthorized, startedOnly)
+	}
+	r := kubetrail(t, nil, "audit", "--code", "401", "-f", p)
+	if got := strings.Count(r.stdout, "] [401] "); got != unauthorized {
+		t.Errorf("--code 401: %d lines, want %d:\n%s", got, unauthorized, r.stderr)
+	}
+	r = kubetrail(t, nil, "audit", "-o", "top=0", "--by", "code", "-f", p)
+	found := false
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "401" {
+			found = true
+			if n, _ := strconv.Atoi(f[1]); n != unauthorized {
+				t.Errorf("top by code: 401 counted %d times, want %d", n, unauthorized)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("top by code has no 401 row:\n%s", r.stdout)
 	}
 }
