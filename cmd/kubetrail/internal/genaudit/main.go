@@ -20,6 +20,7 @@ func main() {
 	out := flag.String("o", "", "file to write (required)")
 	seed := flag.Int64("seed", 1, "generator seed")
 	span := flag.Duration("span", time.Hour, "time the requests cover")
+	nodes := flag.Int("nodes", 0, "cluster nodes (kubelets); 0 for the generator's default")
 	flag.Parse()
 	n, err := conf.ParseSize(*size)
 	if err != nil || *out == "" {
@@ -32,7 +33,7 @@ func main() {
 		os.Exit(1)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	st, err := auditgen.Write(w, auditgen.Options{Seed: *seed, Bytes: int64(n), Duration: *span})
+	st, err := auditgen.Write(w, auditgen.Options{Seed: *seed, Bytes: int64(n), Duration: *span, Nodes: *nodes})
 	if err == nil {
 		err = w.Flush()
 	}
