@@ -747,14 +747,6 @@ func plugin(seq *yaml.Node, name string) *yaml.Node {
 	return nil
 }
 
-// Properties every Fluent Bit input, filter or processor instance has (not the
-// plugin's own): the only ones besides conf.EventsProperties/AuditProperties that
-// fluent-bit.yaml may give the kubetrail plugins.
-var (
-	instanceInputProps  = []string{"name", "tag", "alias", "log_level", "storage.type", "storage.pause_on_chunks_overlimit", "mem_buf_limit", "threaded"}
-	instanceFilterProps = []string{"name", "match", "match_regex", "alias", "log_level"}
-)
-
 // TestFluentBitYAML checks the pipeline in the ConfigMap: k8s_events with leader
 // election and the k8s_audit filter, only with properties kubetrail has and values
 // it accepts, consistent with the DaemonSet (paths, environment, port) and RBAC.
@@ -815,14 +807,12 @@ func TestFluentBitYAML(t *testing.T) {
 	if len(other) != 0 {
 		t.Errorf("k8s_events: unexpected non-scalar keys %q", other)
 	}
+	own, unknown := fluentbit.PluginProperties("input", evProps, conf.EventsProperties)
+	if len(unknown) > 0 {
+		t.Errorf("k8s_events: properties %q are not in conf.EventsProperties", unknown)
+	}
 	g := conf.MapGetter{}
-	for k, v := range evProps {
-		if slices.Contains(instanceInputProps, k) {
-			continue
-		}
-		if !slices.ContainsFunc(conf.EventsProperties, func(p conf.Property) bool { return p.Name == k }) {
-			t.Errorf("k8s_events: property %q is not in conf.EventsProperties", k)
-		}
+	for k, v := range own {
 		g[k] = expand(v)
 	}
 	for k, v := range env {
@@ -870,14 +860,16 @@ func TestFluentBitYAML(t *testing.T) {
 	if len(other) != 0 {
 		t.Errorf("k8s_audit: unexpected non-scalar keys %q", other)
 	}
+	kind := "processor"
+	if auditIsFilter {
+		kind = "filter"
+	}
+	own, unknown = fluentbit.PluginProperties(kind, auProps, conf.AuditProperties)
+	if len(unknown) > 0 {
+		t.Errorf("k8s_audit %s: properties %q are neither Fluent Bit's nor in conf.AuditProperties", kind, unknown)
+	}
 	ga := conf.MapGetter{}
-	for k, v := range auProps {
-		if slices.Contains(instanceFilterProps, k) {
-			continue
-		}
-		if !slices.ContainsFunc(conf.AuditProperties, func(p conf.Property) bool { return p.Name == k }) {
-			t.Errorf("k8s_audit: property %q is not in conf.AuditProperties", k)
-		}
+	for k, v := range own {
 		ga[k] = expand(v)
 	}
 	if _, err := conf.ParseAudit(ga); err != nil {

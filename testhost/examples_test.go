@@ -68,15 +68,6 @@ func envList(more ...string) []string {
 	return out
 }
 
-// Properties of every Fluent Bit input, filter or processor instance (not the plugin's
-// own): the only ones besides conf.EventsProperties/AuditProperties an example may give
-// kubetrail's plugins.
-var (
-	instanceInputProps     = []string{"name", "tag", "alias", "log_level", "storage.type", "storage.pause_on_chunks_overlimit", "mem_buf_limit", "threaded"}
-	instanceFilterProps    = []string{"name", "match", "match_regex", "alias", "log_level"}
-	instanceProcessorProps = []string{"name", "alias", "log_level"}
-)
-
 // stanza is one section of an example: the service, or one plugin instance.
 type stanza struct {
 	Kind  string            // service, input, filter, processor (YAML, of the input before it), output
@@ -305,32 +296,25 @@ func (c *exampleConf) write(t *testing.T, dir string) string {
 // would pass them: ${VAR} expanded from the environment).
 func checkKubetrailStanza(s *stanza) error {
 	var props []conf.Property
-	var instance []string
 	switch {
 	case s.name() == "k8s_events" && s.Kind == "input":
-		props, instance = conf.EventsProperties, instanceInputProps
-	case s.name() == "k8s_audit" && s.Kind == "filter":
-		props, instance = conf.AuditProperties, instanceFilterProps
-	case s.name() == "k8s_audit" && s.Kind == "processor":
-		props, instance = conf.AuditProperties, instanceProcessorProps
+		props = conf.EventsProperties
+	case s.name() == "k8s_audit" && (s.Kind == "filter" || s.Kind == "processor"):
+		props = conf.AuditProperties
 	default:
 		return fmt.Errorf("%s %s is not a kubetrail plugin", s.Kind, s.name())
 	}
-	g := conf.MapGetter{}
-	var unknown []string
+	given := map[string]string{}
 	for _, k := range s.Keys {
-		lk := strings.ToLower(k)
-		if slices.Contains(instance, lk) {
-			continue
-		}
-		if !slices.ContainsFunc(props, func(p conf.Property) bool { return p.Name == lk }) {
-			unknown = append(unknown, k)
-			continue
-		}
-		g[lk] = os.ExpandEnv(s.Props[lk])
+		given[k] = s.Props[strings.ToLower(k)]
 	}
+	own, unknown := fluentbit.PluginProperties(s.Kind, given, props)
 	if len(unknown) > 0 {
 		return fmt.Errorf("%s %s: unknown properties %q (see the configuration tables in README.md)", s.Kind, s.name(), unknown)
+	}
+	g := conf.MapGetter{}
+	for k, v := range own {
+		g[k] = os.ExpandEnv(v)
 	}
 	var err error
 	if s.name() == "k8s_events" {
