@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/internal/fluentbit"
+	"github.com/kubetrail/kubetrail/internal/testcluster"
 )
 
 // exampleFiles are the examples conf/ must have, each classic and YAML: Events to
@@ -671,12 +671,11 @@ func TestExampleConfigsInRealFluentBit(t *testing.T) {
 
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testcluster.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 // TestExampleEventConfigsInRealFluentBit runs the Events examples in a real Fluent Bit

@@ -284,7 +284,7 @@ func (c *Cluster) Restart(t testing.TB) {
 func (c *Cluster) startEtcd() error {
 	var lastErr error
 	for range startTries {
-		ports, err := freePorts(2)
+		ports, err := FreePorts(2)
 		if err != nil {
 			return err
 		}
@@ -531,9 +531,11 @@ func repoRoot() (string, error) {
 	}
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1, by binding to :0
-// and closing (all are held open until the end so they differ).
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct free TCP ports on 127.0.0.1, by binding to :0
+// and closing (all are held open until the end so they differ). Tests that start
+// servers of their own beside the cluster (a Fluent Bit's HTTP or forward port) use
+// it too.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -547,7 +549,7 @@ func freePorts(n int) ([]int, error) {
 }
 
 func freePort() (int, error) {
-	p, err := freePorts(1)
+	p, err := FreePorts(1)
 	if err != nil {
 		return 0, err
 	}
