@@ -79,18 +79,20 @@ func apiFor(name string) api {
 	return coreAPI
 }
 
-// facts returns the Event's rule facts, indexed by conf.EventRule*.
-func (a *api) facts(v *fastjson.Value) []string {
-	out := make([]string, len(a.factPaths))
-	for field, paths := range a.factPaths {
+// facts appends the Event's rule facts, indexed by conf.EventRule*, to dst. They are
+// views of v's bytes (rules.Set.Match keeps nothing), valid while v is.
+func (a *api) facts(dst []string, v *fastjson.Value) []string {
+	for _, paths := range a.factPaths {
+		var fact string
 		for _, path := range paths {
 			if s := v.GetStringBytes(path...); len(s) > 0 {
-				out[field] = string(s)
+				fact = b2s(s)
 				break
 			}
 		}
+		dst = append(dst, fact)
 	}
-	return out
+	return dst
 }
 
 // recordTime is the time the Event last happened: the first of api.times that is set

@@ -54,7 +54,7 @@ func TestFactsBothAPIs(t *testing.T) {
 		"involvedObject": map[string]any{"kind": "Pod", "name": "web-1"},
 		"source":         map[string]any{"component": "kubelet"},
 	}
-	f := coreAPI.facts(parse(t, core))
+	f := coreAPI.facts(nil, parse(t, core))
 	if f[conf.EventRuleKind] != "Pod" || f[conf.EventRuleName] != "web-1" || f[conf.EventRuleSource] != "kubelet" || f[conf.EventRuleNamespace] != "web" {
 		t.Errorf("core facts %q", f)
 	}
@@ -63,7 +63,7 @@ func TestFactsBothAPIs(t *testing.T) {
 		"regarding":        map[string]any{"kind": "Pod", "name": "web-2"},
 		"deprecatedSource": map[string]any{"component": "old"},
 	}
-	f = eventsAPI.facts(parse(t, ev))
+	f = eventsAPI.facts(nil, parse(t, ev))
 	if f[conf.EventRuleKind] != "Pod" || f[conf.EventRuleName] != "web-2" || f[conf.EventRuleSource] != "default-scheduler" {
 		t.Errorf("events.k8s.io facts %q", f)
 	}

@@ -484,19 +484,24 @@ func poll(p *proc, timeout time.Duration, ready func() bool) error {
 	}
 }
 
-func findBinDir() (string, error) {
+// findBinDir returns $KUBETRAIL_K8S_BIN, else <repo root>/build/k8s, where the
+// executables names (default kube-apiserver and etcd) must be.
+func findBinDir(names ...string) (string, error) {
+	if len(names) == 0 {
+		names = []string{"kube-apiserver", "etcd"}
+	}
 	dir := os.Getenv(EnvBinDir)
 	where := "$" + EnvBinDir
 	if dir == "" {
 		root, err := repoRoot()
 		if err != nil {
-			return "", fmt.Errorf("%v; set %s to a directory with kube-apiserver and etcd, or run `make apiserver` in the repository root", err, EnvBinDir)
+			return "", fmt.Errorf("%v; set %s to a directory with %s, or run `make apiserver` in the repository root", err, EnvBinDir, strings.Join(names, " and "))
 		}
 		dir = filepath.Join(root, "build", "k8s")
 		where = "<repo root>/build/k8s"
 	}
 	var missing []string
-	for _, b := range []string{"kube-apiserver", "etcd"} {
+	for _, b := range names {
 		if fi, err := os.Stat(filepath.Join(dir, b)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 			missing = append(missing, b)
 		}
@@ -642,17 +647,9 @@ func tail(path string, n int) string {
 // Kubectl returns the kubectl that `make apiserver` builds next to kube-apiserver (the
 // same release); "" with the reason when there is none.
 func Kubectl() (string, error) {
-	dir := os.Getenv(EnvBinDir)
-	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, "build", "k8s")
+	dir, err := findBinDir("kubectl")
+	if err != nil {
+		return "", err
 	}
-	p := filepath.Join(dir, "kubectl")
-	if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("no kubectl in %s: run `make apiserver` in the repository root", dir)
-	}
-	return p, nil
+	return filepath.Join(dir, "kubectl"), nil
 }
