@@ -250,7 +250,7 @@ func corpus(t *testing.T) (lines [][]byte, events []event) {
 
 func TestMatchCorpus(t *testing.T) {
 	lines, events := corpus(t)
-	e, _ := enrich.New(enrich.Options{})
+	e, _ := enrich.New(enrich.Options{Summary: true})
 	w := e.NewWorker()
 	or := func(p *struct{ Resource, Namespace, Name, APIGroup, Subresource string }) struct {
 		Resource, Namespace, Name, APIGroup, Subresource string
@@ -363,7 +363,7 @@ func TestMatchCorpus(t *testing.T) {
 
 func TestMatchAllocations(t *testing.T) {
 	lines, _ := corpus(t)
-	e, _ := enrich.New(enrich.Options{})
+	e, _ := enrich.New(enrich.Options{Summary: true})
 	w := e.NewWorker()
 	f, _ := New(Spec{Verbs: []string{"get,list"}, Groups: []string{"system:*"}, Resources: []string{"*.*"}, Codes: []string{"2xx"}, After: "2000-01-01"})
 	res := w.Text(lines[0])

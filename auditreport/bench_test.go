@@ -14,7 +14,7 @@ func summaries(b *testing.B) []*enrich.Summary {
 	data, _ := generated(b, auditgen.Options{Seed: 99, Records: 5000, Nodes: 2500})
 	arr := append([]byte{'['}, bytes.ReplaceAll(bytes.TrimSpace(data), []byte("\n"), []byte(","))...)
 	arr = append(arr, ']')
-	e, err := enrich.New(enrich.Options{})
+	e, err := enrich.New(enrich.Options{Summary: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,7 +24,7 @@ const corpusDir = "../../shared/testdata/audit"
 // it returns the lines enrich took (one event each), for the independent computations.
 func feed(t testing.TB, data []byte, aggs ...Aggregate) [][]byte {
 	t.Helper()
-	e, err := enrich.New(enrich.Options{})
+	e, err := enrich.New(enrich.Options{Summary: true})
 	if err != nil {
 		t.Fatal(err)
 	}

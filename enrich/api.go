@@ -53,10 +53,13 @@ type Options struct {
 	Keep RuleSet
 	// Drop removes the events that match one of its rules (after Keep).
 	Drop RuleSet
-	// SummaryOnly skips encoding the records: each Record has its Time and Summary,
-	// an empty Fields and Count 0. For tools that read Summary alone (kubetrail
-	// audit's top, stats, line and html outputs); encoding is about a quarter of the
-	// time of a Metadata-level event.
+	// Summary fills Record.Summary. Off for the Fluent Bit filter, which never reads it.
+	Summary bool
+	// SummaryOnly skips encoding the records, and the modifications that only the
+	// encoded record would show (redaction but for the request URI's, size limits):
+	// each Record has its Time and Summary, an empty Fields and Count 0. For tools
+	// that read Summary alone (kubetrail audit's top, stats, line and html outputs);
+	// encoding is about a quarter of the time of a Metadata-level event.
 	SummaryOnly bool
 }
 
@@ -82,7 +85,8 @@ type Record struct {
 	Fields []byte
 	// Count is the number of key/value pairs in Fields.
 	Count int
-	// Summary gives the record's main values without decoding Fields.
+	// Summary gives the record's main values without decoding Fields; set when
+	// Options.Summary or Options.SummaryOnly asks for it.
 	Summary Summary
 	// Err is set on a batch item that is not an audit event: the record holds the item
 	// as it was, with a parse_error field, and Summary is empty.

@@ -47,7 +47,11 @@ func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 		w.buf.b = append(w.buf.b, w.dbuf.b...)
 	}
 	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
-	w.records = append(w.records, Record{Time: d.time, Summary: w.summary(t, d)})
+	r := Record{Time: d.time}
+	if w.e.opts.Summary {
+		r.Summary = w.summary(t, d)
+	}
+	w.records = append(w.records, r)
 }
 
 // isDerivedName reports whether k is the name of a derived field. Audit fields are

@@ -16,6 +16,13 @@ const redactedValue = "[REDACTED]"
 func (w *Worker) modify(t *top, ctx inputCtx) {
 	o := &w.e.opts
 	w.redact = w.redact[:0]
+	if o.SummaryOnly {
+		// No record is written: only what Summary shows (the request URI) matters.
+		if o.RedactExecCommand && w.query.hasCommand {
+			w.redactExecCommand(t)
+		}
+		return
+	}
 	if t.requestObject == nil && t.responseObject == nil && !o.RedactExecCommand && len(w.e.redactPaths) == 0 {
 		return // Metadata-level events: nothing to do
 	}
@@ -85,7 +92,8 @@ func (w *Worker) redactExecCommand(t *top) {
 	case "exec", "attach":
 		start := len(w.strs)
 		w.strs = redactCommand(w.strs, t.requestURI)
-		t.o.Set("requestURI", w.arena.NewStringBytes(w.strs[start:]))
+		t.requestURI = w.strs[start:len(w.strs):len(w.strs)]
+		t.o.Set("requestURI", w.arena.NewStringBytes(t.requestURI))
 		w.noteRedacted("requestURI.command")
 	}
 }

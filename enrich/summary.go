@@ -11,7 +11,8 @@ import "github.com/valyala/fastjson"
 // you keep. A field is empty when the event does not say.
 type Summary struct {
 	AuditID, Level, Stage, Verb []byte
-	// RequestURI is as written in the record (after redaction of exec commands).
+	// RequestURI is as written in the record (after redaction of exec commands:
+	// redactExecCommand updates the parsed event's requestURI).
 	RequestURI, RequestPath, UserAgent []byte
 
 	// User is user.username; EffectiveUser the identity authorization used (the
@@ -75,9 +76,6 @@ func (w *Worker) summary(t *top, d *derived) Summary {
 	}
 	if t.user != nil {
 		s.groups = t.user.Get("groups")
-	}
-	if v := t.o.Get("requestURI"); v != nil {
-		s.RequestURI = str(v) // redaction may have replaced it
 	}
 	return s
 }

@@ -2,9 +2,11 @@ package enrich
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,14 +17,19 @@ import (
 func TestSummaryMatchesRecord(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(sharedAudit, "*"))
 	own, _ := filepath.Glob("testdata/*.log")
-	files = append(files, own...)
-	e, err := New(Options{})
+	// conf's sample has an exec with command= parameters, which Summary shows redacted.
+	files = append(files, append(own, "../conf/sample-audit.log")...)
+	opts := defaults()
+	opts.RedactExecCommand = true
+	opts.Summary = true
+	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := e.NewWorker()
 	// The same events through a SummaryOnly worker give the same Summary, no Fields.
-	eo, err := New(Options{SummaryOnly: true})
+	opts.SummaryOnly = true
+	eo, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,4 +198,39 @@ func toFloat(v any) (float64, bool) {
 		return float64(n), true
 	}
 	return 0, false
+}
+
+// TestSummaryOnlyWhenAsked: the Fluent Bit filter does not ask for Summary and pays
+// nothing for it; the exec command in the sample is redacted in Summary when it is.
+func TestSummaryOnlyWhenAsked(t *testing.T) {
+	b, err := os.ReadFile("../conf/sample-audit.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line []byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if bytes.Contains(l, []byte("/exec?command=")) {
+			line = l
+		}
+	}
+	if line == nil {
+		t.Fatal("no exec with command= in the sample")
+	}
+	plain := defaults()
+	plain.RedactExecCommand = true
+	e, _ := New(plain)
+	res := e.NewWorker().Text(line)
+	if len(res.Records) != 1 || !reflect.DeepEqual(res.Records[0].Summary, Summary{}) {
+		t.Fatalf("Summary filled without Options.Summary: %+v", res.Records)
+	}
+	for _, only := range []bool{false, true} {
+		o := plain
+		o.Summary, o.SummaryOnly = true, only
+		e, _ := New(o)
+		res := e.NewWorker().Text(line)
+		uri := string(res.Records[0].Summary.RequestURI)
+		if !strings.Contains(uri, "/exec?") || strings.Contains(uri, "command=env") {
+			t.Errorf("SummaryOnly %v: requestURI %q: want the exec URI with its command redacted", only, uri)
+		}
+	}
 }

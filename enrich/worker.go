@@ -21,6 +21,9 @@ type Enricher struct {
 
 // New checks the options and returns an Enricher.
 func New(opts Options) (*Enricher, error) {
+	if opts.SummaryOnly {
+		opts.Summary = true
+	}
 	e := &Enricher{opts: opts}
 	for _, p := range opts.RedactPaths {
 		parts, err := splitPath(p)

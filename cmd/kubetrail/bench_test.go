@@ -41,7 +41,7 @@ func BenchmarkProcess(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			opts := cfg.Enrich
-			opts.SummaryOnly = c.output != "json"
+			opts.Summary, opts.SummaryOnly = true, c.output != "json"
 			enr, _ := enrich.New(opts)
 			filter, err := auditquery.New(c.spec)
 			if err != nil {

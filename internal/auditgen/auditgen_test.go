@@ -44,7 +44,7 @@ func TestStatsMatchTheLog(t *testing.T) {
 	if st.Bytes != int64(len(data)) {
 		t.Errorf("Stats.Bytes %d, wrote %d", st.Bytes, len(data))
 	}
-	e, err := enrich.New(enrich.Options{})
+	e, err := enrich.New(enrich.Options{Summary: true})
 	if err != nil {
 		t.Fatal(err)
 	}
