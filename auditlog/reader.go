@@ -68,7 +68,6 @@ type Reader struct {
 	file string
 	line int
 
-	units      int64
 	issueCount int64
 	issues     []Issue
 	fileErrors []Issue
@@ -130,7 +129,6 @@ func (r *Reader) Next() bool {
 			continue
 		}
 		r.text, r.file, r.line = text, r.src.name, line
-		r.units++
 		return true
 	}
 }
@@ -141,15 +139,8 @@ func (r *Reader) Text() []byte { return r.text }
 // Pos is the file and 1-based line number where the current text starts.
 func (r *Reader) Pos() (file string, line int) { return r.file, r.line }
 
-// Units is the number of texts Next has returned.
-func (r *Reader) Units() int64 { return r.units }
-
 // Skip counts the current text as unreadable, for the reason given.
 func (r *Reader) Skip(reason string) { r.issue(r.file, r.line, reason) }
-
-// SkipAt counts an unreadable text at a position of the current file, for callers
-// that find several items in one text (a batch whose item is not an event).
-func (r *Reader) SkipAt(line int, reason string) { r.issue(r.file, line, reason) }
 
 // IssueCount is the number of unreadable lines (and JSON values), all of them.
 func (r *Reader) IssueCount() int64 { return r.issueCount }

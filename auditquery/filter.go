@@ -42,12 +42,6 @@ type Spec struct {
 	Now time.Time
 }
 
-// Stages are the audit stages, as spelt in events.
-var Stages = []string{"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"}
-
-// UserTypes are the values of the user_type field.
-var UserTypes = []string{"serviceaccount", "node", "system", "anonymous", "user", "unauthenticated"}
-
 // Filter is a parsed Spec. It is immutable and safe for concurrent use.
 type Filter struct {
 	verbs, users, groups, namespaces, names, subresources     List
@@ -79,8 +73,8 @@ func New(s Spec) (*Filter, error) {
 		{"name", s.Names, &f.names, nil},
 		{"subresource", s.Subresources, &f.subresources, nil},
 		{"code", s.Codes, &f.codes, code},
-		{"stage", s.Stages, &f.stages, known("stage", Stages)},
-		{"user-type", s.UserTypes, &f.userTypes, known("user type", UserTypes)},
+		{"stage", s.Stages, &f.stages, known("stage", enrich.Stages)},
+		{"user-type", s.UserTypes, &f.userTypes, known("user type", enrich.UserTypes)},
 		{"audit-id", s.AuditIDs, &f.auditIDs, nil},
 		{"user-agent", s.UserAgents, &f.userAgents, nil},
 		{"source-ip", s.SourceIP, &f.sourceIPs, nil},
@@ -132,9 +126,6 @@ func New(s Spec) (*Filter, error) {
 	return f, nil
 }
 
-// After and Before are the time bounds, zero when not set.
-func (f *Filter) After() time.Time  { return f.after }
-func (f *Filter) Before() time.Time { return f.before }
 
 // Match reports whether a record passes every filter. groups is scratch space for
 // user.groups (pass the slice returned last time to avoid allocating); it returns it.

@@ -57,9 +57,9 @@ func TestList(t *testing.T) {
 		{values: []string{"GET,List"}, norm: lower, match: []string{"get", "list"}, fail: []string{"GET"}},
 		{values: []string{"403,4xx"}, norm: code, match: []string{"403", "404", "422"}, fail: []string{"200", "", "5"}},
 		{values: []string{"-2*"}, norm: code, match: []string{"403", ""}, fail: []string{"200", "201"}},
-		{values: []string{"responsecomplete,PANIC"}, norm: known("stage", Stages), match: []string{"ResponseComplete", "Panic"}, fail: []string{"ResponseStarted"}},
-		{values: []string{"Response*"}, norm: known("stage", Stages), match: []string{"ResponseComplete", "ResponseStarted"}, fail: []string{"Panic"}},
-		{values: []string{"ResponseCompleted"}, norm: known("stage", Stages), err: `"ResponseCompleted": unknown stage: want one of RequestReceived, ResponseStarted, ResponseComplete, Panic`},
+		{values: []string{"responsecomplete,PANIC"}, norm: known("stage", enrich.Stages), match: []string{"ResponseComplete", "Panic"}, fail: []string{"ResponseStarted"}},
+		{values: []string{"Response*"}, norm: known("stage", enrich.Stages), match: []string{"ResponseComplete", "ResponseStarted"}, fail: []string{"Panic"}},
+		{values: []string{"ResponseCompleted"}, norm: known("stage", enrich.Stages), err: `"ResponseCompleted": unknown stage: want one of RequestReceived, ResponseStarted, ResponseComplete, Panic`},
 		{values: []string{"40x3"}, norm: code, err: `"40x3": not a status code: want 403, 4xx or 4*`},
 		{values: []string{"a,-"}, err: `"-": nothing after the "-"`},
 	} {
@@ -105,6 +105,11 @@ func TestMatchAny(t *testing.T) {
 		if got := l.MatchAny(vs); got != c.want {
 			t.Errorf("%q: %v", c.groups, got)
 		}
+	}
+	// An empty group matches no pattern, not even "*" (as Match and the keep/drop rules).
+	all, _ := ParseList([]string{"*"}, nil)
+	if all.MatchAny([][]byte{{}}) || !all.MatchAny([][]byte{{}, []byte("g")}) {
+		t.Errorf(`"*" over an empty group: want no match; beside a real one: want a match`)
 	}
 }
 

@@ -112,9 +112,13 @@ func (l List) Match(v []byte) bool {
 }
 
 // MatchAny is Match for a field with several values (user.groups): some value must
-// match an included pattern (when there are any) and no value an excluded one.
+// match an included pattern (when there are any) and no value an excluded one. An
+// empty value matches no pattern, as in Match and in the keep/drop rules.
 func (l List) MatchAny(vs [][]byte) bool {
 	for _, v := range vs {
+		if len(v) == 0 {
+			continue
+		}
 		for _, g := range l.exclude {
 			if g.match(v) {
 				return false
@@ -125,6 +129,9 @@ func (l List) MatchAny(vs [][]byte) bool {
 		return true
 	}
 	for _, v := range vs {
+		if len(v) == 0 {
+			continue
+		}
 		for _, g := range l.include {
 			if g.match(v) {
 				return true

@@ -44,8 +44,14 @@ const (
 	fieldCode
 )
 
+// Stages are the audit stages, as spelt in events.
+var Stages = []string{"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"}
+
+// UserTypes are the values of the user_type field (and Summary.UserType).
+var UserTypes = []string{"serviceaccount", "node", "system", "anonymous", "user", "unauthenticated"}
+
 var ruleSchema = rules.Schema{
-	fieldStage:       {Name: "stage", Known: []string{"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"}},
+	fieldStage:       {Name: "stage", Known: Stages},
 	fieldVerb:        {Name: "verb"},
 	fieldUser:        {Name: "user"},
 	fieldGroup:       {Name: "group", Multi: true},
@@ -53,7 +59,7 @@ var ruleSchema = rules.Schema{
 	fieldNamespace:   {Name: "namespace"},
 	fieldName:        {Name: "name"},
 	fieldNonResource: {Name: "nonresource"},
-	fieldUserType:    {Name: "user_type", Known: []string{"serviceaccount", "node", "system", "anonymous", "user", "unauthenticated"}},
+	fieldUserType:    {Name: "user_type", Known: UserTypes},
 	fieldCode:        {Name: "code", Check: checkCodePattern},
 }
 

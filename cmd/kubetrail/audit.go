@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kubetrail/kubetrail/auditlog"
 	"github.com/kubetrail/kubetrail/auditquery"
@@ -125,7 +124,7 @@ type auditOptions struct {
 	maxErrors  int
 }
 
-func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
+func parseAuditFlags(args []string) (*auditOptions, error) {
 	o := &auditOptions{}
 	fs := flag.NewFlagSet("kubetrail audit", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -245,7 +244,7 @@ func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kubetrail audit: %v\n(kubetrail audit --help for usage)\n", err)
 		return exitUsage
 	}
-	o, err := parseAuditFlags(args, stderr)
+	o, err := parseAuditFlags(args)
 	if err != nil {
 		return usageErr(err)
 	}
@@ -323,14 +322,12 @@ func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 type processStats struct {
 	records, matched int64
-	elapsed          time.Duration
 }
 
 // process runs every text of the reader through the enricher and the filter, and
 // hands the records that pass to the sink.
 func process(r *auditlog.Reader, w *enrich.Worker, f *auditquery.Filter, sink sink) (processStats, error) {
 	var st processStats
-	start := time.Now()
 	var groups [][]byte
 	for r.Next() {
 		res := w.Text(r.Text())
@@ -341,8 +338,7 @@ func process(r *auditlog.Reader, w *enrich.Worker, f *auditquery.Filter, sink si
 		for i := range res.Records {
 			rec := &res.Records[i]
 			if rec.Err != nil {
-				_, line := r.Pos()
-				r.SkipAt(line, fmt.Sprintf("item %d of the batch is not an audit event: %v", i+1, rec.Err))
+				r.Skip(fmt.Sprintf("item %d of the batch is not an audit event: %v", i+1, rec.Err))
 				continue
 			}
 			st.records++
@@ -356,7 +352,6 @@ func process(r *auditlog.Reader, w *enrich.Worker, f *auditquery.Filter, sink si
 			}
 		}
 	}
-	st.elapsed = time.Since(start)
 	return st, nil
 }
 

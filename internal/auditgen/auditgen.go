@@ -111,7 +111,7 @@ func Write(w io.Writer, opts Options) (Stats, error) {
 			t = last
 		}
 		last = t
-		e := g.event(t, f)
+		e := g.event(t)
 		line := g.render(e)
 		n, err := bw.Write(line)
 		st.Bytes += int64(n)
@@ -358,7 +358,7 @@ var actorTotal = func() float64 {
 	return s
 }()
 
-func (g *gen) event(t time.Time, _ float64) *event {
+func (g *gen) event(t time.Time) *event {
 	e := &event{level: "Metadata", stage: "ResponseComplete", code: 200, decision: "allow",
 		version: "v1"}
 	kind := actOperator
