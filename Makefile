@@ -71,8 +71,9 @@ $(PLUGINS_CONF): Makefile
 APISERVER_DEP := $(if $(wildcard test/k8s/apiserver.mk),apiserver)
 
 # Debian packages: the C toolchain and msgpack-c for the test host; Chromium for the
-# test that opens the `kubetrail audit -o html` report headless. Needs root.
-APT_PACKAGES := build-essential pkg-config libmsgpack-dev ca-certificates git chromium
+# test that opens the `kubetrail audit -o html` report headless; time (/usr/bin/time)
+# for make bench-audit. Needs root.
+APT_PACKAGES := build-essential pkg-config libmsgpack-dev ca-certificates git chromium time
 setup:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	set -x; $$SUDO apt-get update -q && \
