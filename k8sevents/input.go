@@ -90,14 +90,6 @@ func (b *Batch) MoveTo(dst []byte) {
 	b.recs = nil
 }
 
-// Bytes returns the batch as concatenated Fluent Bit v2 log events, in a new slice
-// (MoveTo without a destination of the caller's).
-func (b *Batch) Bytes() []byte {
-	buf := make([]byte, b.size)
-	b.MoveTo(buf)
-	return buf
-}
-
 // Records is the number of events in the batch.
 func (b *Batch) Records() int { return b.records }
 

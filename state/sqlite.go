@@ -282,9 +282,6 @@ func (s *SQLite) lock() error {
 	return nil
 }
 
-// Path returns the database file path.
-func (s *SQLite) Path() string { return s.path }
-
 // Emitted implements Store.
 func (s *SQLite) Emitted(k Key) (bool, error) {
 	if err := s.lock(); err != nil {
