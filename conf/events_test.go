@@ -303,9 +303,6 @@ func TestParseTimeExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d == 1001*time.Millisecond-1 {
-		t.Skip(`KNOWN BUG (events_parse.go): ParseTime truncates float64 products, "1.001s" = 1.000999999s; remove this skip with the fix (math.Round)`)
-	}
 	if d != 1001*time.Millisecond {
 		t.Errorf(`ParseTime("1.001s") = %v`, d)
 	}
@@ -438,7 +435,7 @@ func TestParseEventsLeaderJitter(t *testing.T) {
 		"leader_election_retry_period":   "9s",
 	})
 	if err == nil {
-		t.Skip("KNOWN BUG (events_parse.go): renew_deadline 10s <= 1.2 * retry_period 9s is accepted, client-go refuses it at run time; remove this skip with the fix")
+		t.Fatal("renew_deadline 10s <= 1.2 x retry_period 9s accepted: client-go refuses it at run time")
 	}
 	if !strings.HasPrefix(err.Error(), `k8s_events: property "leader_election_`) {
 		t.Errorf("error %q does not name a leader_election property", err)
