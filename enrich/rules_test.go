@@ -248,3 +248,113 @@ func BenchmarkRuleSetMatch(b *testing.B) {
 	}
 	_ = n
 }
+
+// TestRuleFactsThroughWorker runs one keep rule per field through Worker.Text, so that
+// the Facts the Worker extracts from a parsed event (not hand-made ones) are matched:
+// every field of every event has a value no other field has, a rule on the right field
+// keeps the event and the same value under any other field does not.
+func TestRuleFactsThroughWorker(t *testing.T) {
+	events := []struct {
+		name string
+		json string
+		// field -> its value in the event ("" for none)
+		facts map[string]string
+	}{
+		{"resource, objectRef with group and subresource", ev(map[string]any{
+			"stage": "ResponseStarted", "verb": "create",
+			"requestURI":     "/apis/apps/v1/namespaces/team-a/deployments/web-0/scale",
+			"user":           map[string]any{"username": "system:serviceaccount:team-a:builder", "groups": []string{"system:serviceaccounts", "devs-1", "devs-2"}},
+			"objectRef":      map[string]any{"resource": "deployments", "subresource": "scale", "apiGroup": "apps", "namespace": "team-a", "name": "web-0", "apiVersion": "v1"},
+			"responseStatus": map[string]any{"code": 201},
+		}), map[string]string{
+			"stage": "ResponseStarted", "verb": "create", "user": "system:serviceaccount:team-a:builder",
+			"group": "devs-2", "resource": "deployments.apps/scale", "namespace": "team-a", "name": "web-0",
+			"nonresource": "", "user_type": "serviceaccount", "code": "201",
+		}},
+		{"non-resource", ev(map[string]any{
+			"stage": "RequestReceived", "verb": "head", "requestURI": "/healthz/etcd?verbose=1",
+			"user":      map[string]any{"username": "system:anonymous", "groups": []string{"system:unauthenticated"}},
+			"objectRef": nil, "responseStatus": nil,
+		}), map[string]string{
+			"stage": "RequestReceived", "verb": "head", "user": "system:anonymous",
+			"group": "system:unauthenticated", "resource": "", "namespace": "", "name": "",
+			"nonresource": "/healthz/etcd", "user_type": "anonymous", "code": "",
+		}},
+		{"resource from the URI, no groups", ev(map[string]any{
+			"stage": "Panic", "verb": "patch", "requestURI": "/api/v1/namespaces/shop/configmaps/settings",
+			"user":      map[string]any{"username": "system:node:worker-1"},
+			"objectRef": nil, "responseStatus": map[string]any{"code": 500},
+		}), map[string]string{
+			"stage": "Panic", "verb": "patch", "user": "system:node:worker-1",
+			"group": "", "resource": "configmaps", "namespace": "shop", "name": "settings",
+			"nonresource": "", "user_type": "node", "code": "500",
+		}},
+	}
+	fields := []string{"stage", "verb", "user", "group", "resource", "namespace", "name", "nonresource", "user_type", "code"}
+	kept := func(t *testing.T, rule, event string) bool {
+		t.Helper()
+		keep, err := ParseRules(rule)
+		if err != nil {
+			t.Fatalf("ParseRules(%q): %v", rule, err)
+		}
+		o := defaults()
+		o.Keep = keep
+		e, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := e.NewWorker().Text([]byte(event))
+		if res.Err != nil {
+			t.Fatalf("%s: %v", event, res.Err)
+		}
+		if len(res.Records)+res.Dropped != 1 {
+			t.Fatalf("keep %q: %d records, %d dropped; want one or the other", rule, len(res.Records), res.Dropped)
+		}
+		return len(res.Records) == 1
+	}
+	for _, ev := range events {
+		t.Run(ev.name, func(t *testing.T) {
+			for _, f := range fields {
+				v := ev.facts[f]
+				if f == "stage" || f == "user_type" {
+					// Known values only: the other values of the list must not match.
+					known := Stages
+					if f == "user_type" {
+						known = UserTypes
+					}
+					for _, k := range known {
+						if got := kept(t, f+"="+k, ev.json); got != (k == v) {
+							t.Errorf("keep %s=%s: kept %v, the event's %s is %q", f, k, got, f, v)
+						}
+					}
+					continue
+				}
+				if v == "" {
+					// No value: "*" matches nothing, "!*" matches.
+					if kept(t, f+"=*", ev.json) || !kept(t, f+"=!*", ev.json) {
+						t.Errorf("keep %s=* kept or %s=!* dropped an event without %s", f, f, f)
+					}
+					continue
+				}
+				if !kept(t, f+"="+v, ev.json) {
+					t.Errorf("keep %s=%s dropped the event", f, v)
+				}
+				if kept(t, f+"=!"+v, ev.json) {
+					t.Errorf("keep %s=!%s kept the event", f, v)
+				}
+				// The same value under every other field: no match.
+				for _, other := range fields {
+					if other == f || other == "stage" || other == "user_type" || ev.facts[other] == v {
+						continue
+					}
+					if other == "code" {
+						continue // digits only
+					}
+					if kept(t, other+"="+v, ev.json) {
+						t.Errorf("keep %s=%s kept the event: the value is its %s", other, v, f)
+					}
+				}
+			}
+		})
+	}
+}
