@@ -40,11 +40,13 @@ import (
 
 // exampleFiles are the examples conf/ must have, each classic and YAML: Events to
 // stdout; the audit log to stdout (the YAML one with k8s_audit as a processor); both
-// to a forward output. And image.yaml, the image's default configuration.
+// to a forward output; the audit webhook (http input) to stdout. And image.yaml, the
+// image's default configuration.
 var exampleFiles = []string{
 	"events-stdout.conf", "events-stdout.yaml",
 	"audit-tail.conf", "audit-tail.yaml",
 	"events-audit-forward.conf", "events-audit-forward.yaml",
+	"audit-webhook.conf", "audit-webhook.yaml",
 	"image.yaml",
 }
 
@@ -418,6 +420,7 @@ func TestExampleConfigProperties(t *testing.T) {
 			{"audit-tail", "input", "tail"}, {"audit-tail", audit, "k8s_audit"}, {"audit-tail", "output", "stdout"},
 			{"events-audit-forward", "input", "k8s_events"}, {"events-audit-forward", "input", "tail"},
 			{"events-audit-forward", "filter", "k8s_audit"}, {"events-audit-forward", "output", "forward"},
+			{"audit-webhook", "input", "http"}, {"audit-webhook", audit, "k8s_audit"}, {"audit-webhook", "output", "stdout"},
 		} {
 			if !has(want.file+ext, want.kind, want.name) {
 				t.Errorf("%s%s has no %s %s", want.file, ext, want.name, want.kind)
