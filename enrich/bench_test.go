@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -78,4 +79,30 @@ func BenchmarkTextSummaryOnly(b *testing.B) {
 			b.Fatal(res.Err)
 		}
 	}
+}
+
+// BenchmarkRepairHostile is the CloudWatch repair on a crafted line, "["×n then ","×n
+// and the "[Truncated...]" marker: the worst case for a repair that copied the stack of
+// open containers at every comma (quadratic). ns/op should grow with n, not n².
+// Reproduce: go test ./enrich -run '^$' -bench RepairHostile
+func BenchmarkRepairHostile(b *testing.B) {
+	for _, kib := range []int{16, 64, 256, 1024} {
+		n := kib << 10 / 2
+		line := append(append(bytesOf('[', n), bytesOf(',', n)...), "[Truncated...]"...)
+		b.Run(fmt.Sprintf("%dKiB", kib), func(b *testing.B) {
+			var dst []byte
+			b.SetBytes(int64(len(line)))
+			for i := 0; i < b.N; i++ {
+				dst = repairJSON(dst[:0], line[:2*n])
+			}
+		})
+	}
+}
+
+func bytesOf(c byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return b
 }

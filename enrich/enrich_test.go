@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/valyala/fastjson"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -704,9 +705,19 @@ func TestRepairJSON(t *testing.T) {
 		`{"a":1}`:                 `{"a":1}`,
 		`{"a":[`:                  `{"a":[]}`,
 		`{`:                       `{}`,
+		`{"a":1,"b":{"c":2}`:      `{"a":1,"b":{"c":2}}`, // a container that ended is complete
+		`[[1,[2]],[`:              `[[1,[2]],[]]`,
 	} {
 		if got := string(repairJSON(nil, []byte(in))); got != want {
 			t.Errorf("repairJSON(%s) = %s, want %s", in, got, want)
+		}
+	}
+	// Cut anywhere, a valid document repairs to a valid one.
+	for _, l := range append(lines(t, "testdata/requestresponse.log"), lines(t, "testdata/metadata.log")[:3]...) {
+		for cut := 1; cut < len(l); cut++ {
+			if got := repairJSON(nil, []byte(l[:cut])); fastjson.ValidateBytes(got) != nil {
+				t.Fatalf("cut at %d of %d: repaired to invalid JSON: ...%s", cut, len(l), got[max(0, len(got)-80):])
+			}
 		}
 	}
 }

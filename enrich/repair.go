@@ -6,10 +6,15 @@ package enrich
 // identity, verb, URI and whatever else came early in the event are not lost. The
 // apiserver writes requestObject/responseObject before the timestamps and annotations,
 // so those usually go with the cut: the record is flagged truncated.
+//
+// It is linear in len(src): a safe point (src[:safe] followed by the closers of the
+// open containers is valid JSON, if src was) comes right after every change of the
+// stack of open containers ('{', '[', '}', ']') and at every ',' outside strings, so the
+// stack at the last safe point is always the stack at the end: nothing is copied per
+// safe point.
 func repairJSON(dst, src []byte) []byte {
 	var stack []byte // open containers: '{' or '['
-	var safeStack []byte
-	safe := 0 // src[:safe] followed by closers for safeStack is valid JSON
+	safe := 0
 	inString, escaped := false, false
 	for i := 0; i < len(src); i++ {
 		c := src[i]
@@ -29,7 +34,7 @@ func repairJSON(dst, src []byte) []byte {
 			inString = true
 		case '{', '[':
 			stack = append(stack, c)
-			safe, safeStack = i+1, append(safeStack[:0], stack...)
+			safe = i + 1
 		case '}', ']':
 			if len(stack) > 0 {
 				stack = stack[:len(stack)-1]
@@ -37,13 +42,14 @@ func repairJSON(dst, src []byte) []byte {
 			if len(stack) == 0 {
 				return append(dst, src[:i+1]...) // complete after all
 			}
+			safe = i + 1 // a container just ended: a complete value
 		case ',':
-			safe, safeStack = i, append(safeStack[:0], stack...)
+			safe = i
 		}
 	}
 	dst = append(dst, src[:safe]...)
-	for i := len(safeStack) - 1; i >= 0; i-- {
-		if safeStack[i] == '{' {
+	for i := len(stack) - 1; i >= 0; i-- {
+		if stack[i] == '{' {
 			dst = append(dst, '}')
 		} else {
 			dst = append(dst, ']')
