@@ -3,6 +3,7 @@ package k8sevents
 import (
 	"encoding/json"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 
@@ -47,25 +48,157 @@ func TestRecordTimeOrder(t *testing.T) {
 	}
 }
 
+// TestFactsBothAPIs checks each of the six rule facts of each API at its own path
+// (every value is distinct, so a swapped or wrong path shows), and which source wins
+// when both are set.
 func TestFactsBothAPIs(t *testing.T) {
+	want := func(t *testing.T, got []string, reason, typ, ns, kind, name, source string) {
+		t.Helper()
+		w := make([]string, len(conf.EventRuleSchema))
+		w[conf.EventRuleReason], w[conf.EventRuleType], w[conf.EventRuleNamespace] = reason, typ, ns
+		w[conf.EventRuleKind], w[conf.EventRuleName], w[conf.EventRuleSource] = kind, name, source
+		if !reflect.DeepEqual(got, w) {
+			t.Errorf("facts %q, want %q", got, w)
+		}
+	}
 	core := map[string]any{
 		"reason": "BackOff", "type": "Warning",
-		"metadata":       map[string]any{"namespace": "web"},
-		"involvedObject": map[string]any{"kind": "Pod", "name": "web-1"},
-		"source":         map[string]any{"component": "kubelet"},
+		"metadata":           map[string]any{"namespace": "web", "name": "ev-name"},
+		"involvedObject":     map[string]any{"kind": "Pod", "name": "web-1", "namespace": "obj-ns"},
+		"reportingComponent": "kubelet-new",
+		"source":             map[string]any{"component": "kubelet-old", "host": "node-1"},
+		// events.k8s.io field names: not the core API's
+		"regarding": map[string]any{"kind": "Node", "name": "wrong"}, "reportingController": "wrong",
 	}
-	f := coreAPI.facts(nil, parse(t, core))
-	if f[conf.EventRuleKind] != "Pod" || f[conf.EventRuleName] != "web-1" || f[conf.EventRuleSource] != "kubelet" || f[conf.EventRuleNamespace] != "web" {
-		t.Errorf("core facts %q", f)
-	}
+	t.Run("core/v1", func(t *testing.T) {
+		want(t, coreAPI.facts(nil, parse(t, core)), "BackOff", "Warning", "web", "Pod", "web-1", "kubelet-new")
+		delete(core, "reportingComponent")
+		want(t, coreAPI.facts(nil, parse(t, core)), "BackOff", "Warning", "web", "Pod", "web-1", "kubelet-old")
+		core["reportingComponent"] = "" // as the API lists old Events: empty, not absent
+		want(t, coreAPI.facts(nil, parse(t, core)), "BackOff", "Warning", "web", "Pod", "web-1", "kubelet-old")
+		want(t, coreAPI.facts(nil, parse(t, map[string]any{})), "", "", "", "", "", "")
+	})
 	ev := map[string]any{
-		"reason": "Scheduled", "type": "Normal", "reportingController": "default-scheduler",
-		"regarding":        map[string]any{"kind": "Pod", "name": "web-2"},
-		"deprecatedSource": map[string]any{"component": "old"},
+		"reason": "Scheduled", "type": "Normal",
+		"metadata":            map[string]any{"namespace": "batch", "name": "ev-name"},
+		"regarding":           map[string]any{"kind": "Job", "name": "nightly", "namespace": "obj-ns"},
+		"reportingController": "default-scheduler",
+		"deprecatedSource":    map[string]any{"component": "old-scheduler"},
+		// core field names: not the events.k8s.io API's
+		"involvedObject": map[string]any{"kind": "Pod", "name": "wrong"}, "reportingComponent": "wrong",
+		"source": map[string]any{"component": "wrong"},
 	}
-	f = eventsAPI.facts(nil, parse(t, ev))
-	if f[conf.EventRuleKind] != "Pod" || f[conf.EventRuleName] != "web-2" || f[conf.EventRuleSource] != "default-scheduler" {
-		t.Errorf("events.k8s.io facts %q", f)
+	t.Run("events.k8s.io/v1", func(t *testing.T) {
+		want(t, eventsAPI.facts(nil, parse(t, ev)), "Scheduled", "Normal", "batch", "Job", "nightly", "default-scheduler")
+		delete(ev, "reportingController")
+		want(t, eventsAPI.facts(nil, parse(t, ev)), "Scheduled", "Normal", "batch", "Job", "nightly", "old-scheduler")
+		want(t, eventsAPI.facts(nil, parse(t, map[string]any{})), "", "", "", "", "", "")
+	})
+}
+
+// TestRecordTimePrecedence: each time field wins over the ones after it, in both APIs,
+// and the other API's field names are not read.
+func TestRecordTimePrecedence(t *testing.T) {
+	const (
+		series   = "2026-11-23T10:00:04.123456Z"
+		evTime   = "2026-11-23T10:00:03.000001Z"
+		last     = "2026-11-23T10:00:02Z"
+		first    = "2026-11-23T10:00:01Z"
+		creation = "2026-11-23T10:00:00Z"
+		other    = "2030-01-01T00:00:00Z" // the other API's field: never the record time
+	)
+	for _, c := range []struct {
+		name        string
+		api         api
+		last, first string // the API's field names
+		otherLast   string // the other API's
+	}{
+		{"core/v1", coreAPI, "lastTimestamp", "firstTimestamp", "deprecatedLastTimestamp"},
+		{"events.k8s.io/v1", eventsAPI, "deprecatedLastTimestamp", "deprecatedFirstTimestamp", "lastTimestamp"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			obj := map[string]any{
+				"series":    map[string]any{"lastObservedTime": series, "count": 2},
+				"eventTime": evTime, c.last: last, c.first: first,
+				"metadata":  map[string]any{"creationTimestamp": creation},
+				c.otherLast: other,
+			}
+			// Remove the winner one at a time: the next one must win.
+			for _, step := range []struct {
+				want   string
+				remove func()
+			}{
+				{series, func() { delete(obj, "series") }},
+				{evTime, func() { obj["eventTime"] = nil }}, // core/v1 lists it as null
+				{last, func() { delete(obj, c.last) }},
+				{first, func() { delete(obj, c.first) }},
+				{creation, func() { delete(obj, "metadata") }},
+			} {
+				got := c.api.recordTime(parse(t, obj))
+				want, _ := time.Parse(time.RFC3339Nano, step.want)
+				if !got.Equal(want) {
+					t.Errorf("with %v: record time %v, want %v", keys(obj), got.UTC(), want)
+				}
+				step.remove()
+			}
+			if got := c.api.recordTime(parse(t, obj)); !got.IsZero() {
+				t.Errorf("only the other API's %s: record time %v, want zero", c.otherLast, got)
+			}
+		})
+	}
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k, v := range m {
+		if v != nil {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestWantedIncludeExclude applies include and exclude to parsed Events: exclude wins
+// over include, and each works alone.
+func TestWantedIncludeExclude(t *testing.T) {
+	evs := map[string]map[string]any{
+		"pod-warning": {"reason": "BackOff", "type": "Warning", "metadata": map[string]any{"namespace": "web"},
+			"involvedObject": map[string]any{"kind": "Pod", "name": "web-1"}, "source": map[string]any{"component": "kubelet"}},
+		"pod-pulled": {"reason": "Pulled", "type": "Normal", "metadata": map[string]any{"namespace": "web"},
+			"involvedObject": map[string]any{"kind": "Pod", "name": "web-1"}, "source": map[string]any{"component": "kubelet"}},
+		"node-warning": {"reason": "Rebooted", "type": "Warning", "metadata": map[string]any{"namespace": "default"},
+			"involvedObject": map[string]any{"kind": "Node", "name": "node-1"}, "reportingComponent": "kubelet"},
+		"system": {"reason": "LeaderElection", "type": "Normal", "metadata": map[string]any{"namespace": "kube-system"},
+			"involvedObject": map[string]any{"kind": "Lease", "name": "kube-scheduler"}, "source": map[string]any{"component": "default-scheduler"}},
+	}
+	for _, c := range []struct {
+		include, exclude string
+		want             []string
+	}{
+		{"", "", []string{"node-warning", "pod-pulled", "pod-warning", "system"}},
+		{"type=Warning", "", []string{"node-warning", "pod-warning"}},
+		{"", "reason=Pulled", []string{"node-warning", "pod-warning", "system"}},
+		{"", "namespace=kube-*; kind=Node", []string{"pod-pulled", "pod-warning"}},
+		{"", "source=kubelet", []string{"system"}},
+		{"source=kubelet", "type=Warning kind=Node", []string{"pod-pulled", "pod-warning"}},
+		{"namespace=web", "name=web-*", nil},
+	} {
+		cfg, err := conf.ParseEvents(conf.MapGetter{"include": c.include, "exclude": c.exclude})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &Input{cfg: cfg, api: coreAPI}
+		var got []string
+		for name, obj := range evs {
+			if in.wanted(parse(t, obj)) {
+				got = append(got, name)
+			}
+		}
+		sort.Strings(got)
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("include %q exclude %q: wanted %q, want %q", c.include, c.exclude, got, c.want)
+		}
 	}
 }
 
