@@ -11,6 +11,7 @@ package auditfilter
 import (
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -187,9 +188,12 @@ func (f *Filter) event(w *enrich.Worker, o *Output, ev *flbchunk.Event, st *coun
 		}
 	}()
 
+	if testHook != nil {
+		testHook(ev.Body)
+	}
 	var res enrich.Result
 	var keyVal flbchunk.Value
-	found := false
+	found, whole := false, false
 	if f.cfg.Key != "" {
 		keyVal, found, _ = flbchunk.FindField(ev.Body, f.cfg.Key)
 	}
@@ -200,6 +204,7 @@ func (f *Filter) event(w *enrich.Worker, o *Output, ev *flbchunk.Event, st *coun
 		res = w.Map(keyVal.Raw)
 	default:
 		res = w.Map(ev.Body)
+		whole = true // the record is the event, or the batch (in_http hands an EventList over as one map)
 	}
 
 	if res.Err != nil {
@@ -237,22 +242,33 @@ func (f *Filter) event(w *enrich.Worker, o *Output, ev *flbchunk.Event, st *coun
 			for it.Next() {
 				k, isStr := it.Key().Str()
 				if isStr {
-					if string(k) == f.cfg.Key && !f.cfg.PreserveKey {
+					ks := unsafe.String(unsafe.SliceData(k), len(k))
+					// The raw field only next to a single event: every record of a batch
+					// would carry the whole batch.
+					if ks == f.cfg.Key && (!f.cfg.PreserveKey || res.Batch) {
 						continue
 					}
-					if rec.HasKey(unsafe.String(unsafe.SliceData(k), len(k))) {
+					if whole && slices.Contains(res.EnvelopeKeys, ks) || rec.HasKey(ks) {
 						continue
 					}
 				}
 				o.enc.AddRawPair(it.Key().Raw, it.Value().Raw)
 			}
 		}
-		o.enc.AddPairs(rec.Fields, rec.Count)
+		if rec.Err != nil && !f.cfg.AddParseError {
+			o.enc.AddPairs(rec.ItemFields()) // a batch item that is not an audit event, as it was
+		} else {
+			o.enc.AddPairs(rec.Fields, rec.Count)
+		}
 		o.enc.End()
 		st.out++
 	}
 	return len(res.Records) > 0 || res.Dropped > 0, false
 }
+
+// testHook, when set (by this package's tests only), is called with every record's body
+// before it is processed: a test makes it panic to reach the per-record recover.
+var testHook func(body []byte)
 
 // Close returns the instance's statistics. The Filter must not be used after.
 func (f *Filter) Close() Stats {

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,6 +88,11 @@ func v2(t testing.TB, ts any, meta, body map[string]any) []byte {
 func sampleLines(t testing.TB, name string) []string {
 	t.Helper()
 	f, err := os.Open(filepath.Join(sharedAudit, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(sharedAudit); err != nil {
+			t.Skipf("no shared audit samples (%v)", err)
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,8 +353,14 @@ func TestEventListSplit(t *testing.T) {
 		t.Fatalf("%d records from a list of %d", len(evs), len(ls))
 	}
 	for i, e := range evs {
-		if e.body["auditID"] == nil || e.body["tag"] != "t" {
-			t.Fatalf("record %d: %v", i, e.body)
+		var want map[string]any
+		if err := json.Unmarshal([]byte(ls[i]), &want); err != nil {
+			t.Fatal(err)
+		}
+		if e.body["auditID"] != want["auditID"] || e.body["stage"] != want["stage"] || e.body["requestURI"] != want["requestURI"] ||
+			e.body["tag"] != "t" || e.body["log"] != nil || e.body["items"] != nil {
+			t.Fatalf("record %d is not item %d (auditID %v, stage %v, requestURI %v) with the record's other field: %v",
+				i, i, want["auditID"], want["stage"], want["requestURI"], e.body)
 		}
 	}
 	if st := f.Close(); st.RecordsIn != 1 || st.RecordsOut != uint64(len(ls)) {

@@ -93,6 +93,18 @@ type Record struct {
 	Err error
 	// keys lists the top-level keys written, for HasKey.
 	keys []string
+	// errAt is, when Err is set, where the parse_error pair starts in Fields.
+	errAt int
+}
+
+// ItemFields returns the fields of a batch item that is not an audit event (Err set)
+// without its parse_error pair: the item as it was. For any other record it returns
+// Fields and Count.
+func (r *Record) ItemFields() ([]byte, int) {
+	if r.Err == nil {
+		return r.Fields, r.Count
+	}
+	return r.Fields[:r.errAt], r.Count - 1
 }
 
 // HasKey reports whether the record already has a top-level field with this name, so
@@ -115,9 +127,20 @@ type Result struct {
 	Dropped int
 	// Err is set when the input as a whole is not an audit event (or a batch of them):
 	// the caller passes the original record through unchanged. Records is then empty.
-	// Inside a batch, an item that is not an audit event becomes a record of its own
-	// with a parse_error field instead, so that nothing disappears.
+	// Inside a batch that holds at least one audit event, an item that is not one
+	// becomes a record of its own with a parse_error field instead, so that nothing
+	// disappears; a batch without any (empty, a PodList, klog lines only) is an Err.
 	Err error
+	// Batch is set when the records came from a list of events (an EventList or JSON
+	// array, an Event Hub body, a CloudWatch Logs payload) rather than a single one.
+	Batch bool
+	// EnvelopeKeys are, for an input whose top level is a batch or an envelope, the
+	// top-level keys that are the envelope's own: EventList kind, apiVersion,
+	// metadata, items; Event Hub records; CloudWatch Logs messageType,
+	// subscriptionFilters, logEvents; AKS properties (which holds the event's text). A
+	// caller that copies the input record's other fields next to every record
+	// (reserve_data) leaves these out, or each record would carry the whole batch.
+	EnvelopeKeys []string
 }
 
 // Facts are the few properties of an event that Keep/Drop rules look at; the Worker

@@ -97,7 +97,7 @@ func (w *Worker) encodeValue(enc *outBuf, v *fastjson.Value, depth int) {
 		enc.str(s)
 	case fastjson.TypeNumber:
 		w.num = v.MarshalTo(w.num[:0])
-		encodeNumber(enc, w.num)
+		w.encodeNumber(enc, w.num)
 	case fastjson.TypeTrue:
 		enc.boolean(true)
 	case fastjson.TypeFalse:
@@ -107,7 +107,21 @@ func (w *Worker) encodeValue(enc *outBuf, v *fastjson.Value, depth int) {
 	}
 }
 
-func encodeNumber(enc *outBuf, raw []byte) {
+// encodeNumber writes a number as written in JSON text: an integer as an int (uint64
+// above int64's range), any other number as a float64. A number float64 cannot hold
+// (1e400) is written as a string of its text: as a float it would be infinite, which
+// Fluent Bit's JSON outputs print as inf, not JSON. Text that is no JSON number (NaN,
+// Infinity, +1, 012: fastjson's parser lets them through) sets w.badNum: the text it
+// came from is not JSON.
+func (w *Worker) encodeNumber(enc *outBuf, raw []byte) {
+	if !jsonNumber(raw) {
+		if !w.badNum {
+			w.badNum = true
+			w.badNumText = append(w.badNumText[:0], raw[:min(len(raw), 40)]...)
+		}
+		enc.str(raw)
+		return
+	}
 	if bytes.IndexAny(raw, ".eE") < 0 {
 		if n, err := strconv.ParseInt(b2s(raw), 10, 64); err == nil {
 			enc.int(n)
@@ -119,11 +133,54 @@ func encodeNumber(enc *outBuf, raw []byte) {
 		}
 	}
 	f, err := strconv.ParseFloat(b2s(raw), 64)
-	if err != nil && !math.IsInf(f, 0) {
-		enc.str(raw) // keep what we cannot represent rather than lose it
+	if err != nil || math.IsInf(f, 0) {
+		enc.str(raw) // keep what float64 cannot represent rather than lose it
 		return
 	}
 	enc.float(f)
+}
+
+// jsonNumber reports whether b is a number as JSON (RFC 8259) writes one:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func jsonNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 // derivedWriter writes derived fields and counts them.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -442,15 +443,11 @@ func TestWrappers(t *testing.T) {
 	if tr, _ := m["truncation"].(string); !strings.Contains(tr, "cloudwatch") {
 		t.Errorf("truncation = %q, want cloudwatch", tr)
 	}
-	for _, bad := range []string{"", "   ", "hello world", "{not json", "42", `"str"`, "a b c {}", "[1,2]"} {
+	// A list without a single audit event is no batch of them: the caller passes it
+	// through as it came.
+	for _, bad := range []string{"", "   ", "hello world", "{not json", "42", `"str"`, "a b c {}", "[1,2]", "[]",
+		`{"kind":"PodList","items":[{"metadata":{}}]}`, `{"items":[],"msg":"x"}`, `{"kind":"EventList","items":[]}`} {
 		_, res := enrichText(t, defaults(), bad)
-		if bad == "[1,2]" {
-			// A JSON array of non-events: every item is kept with its parse_error.
-			if res.Err != nil || len(res.Records) != 2 {
-				t.Errorf("%q: %v, %d records", bad, res.Err, len(res.Records))
-			}
-			continue
-		}
 		if res.Err == nil {
 			t.Errorf("%q: accepted as an audit event", bad)
 		}
@@ -681,6 +678,64 @@ func TestNumbersKeepTheirValue(t *testing.T) {
 	if normalize(o["a"]) != -5.0 || o["b"] != uint64(18446744073709551615) || o["c"] != 1.5 || o["d"] != 1000.0 ||
 		o["e"] != int64(-9223372036854775808) || normalize(o["f"]) != 123456789012.0 {
 		t.Errorf("numbers changed: %#v", o)
+	}
+	// Out of float64's range: the number's text, as a string (an infinite float would
+	// be printed as inf by Fluent Bit's JSON outputs).
+	if o["g"] != "1e400" {
+		t.Errorf("1e400 = %#v, want the string \"1e400\"", o["g"])
+	}
+	// Text that is no JSON number makes the text no JSON, so no audit event.
+	for _, bad := range []string{"NaN", "nan", "-Inf", "inf", "+1", "012", "1.", ".5", "1e", "-", "1-2", "0x10"} {
+		line := strings.Replace(ev(map[string]any{"level": "RequestResponse", "requestObject": "HERE"}), `"HERE"`, `{"x":`+bad+`}`, 1)
+		if _, res := enrichText(t, defaults(), line); res.Err == nil || !strings.Contains(res.Err.Error(), "not JSON") {
+			t.Errorf("%s: err %v, want not JSON", bad, res.Err)
+		}
+	}
+	for _, good := range []string{"0", "-0", "0.5", "-1.25e-3", "1E+2", "123456789012345678901234567890"} {
+		if !jsonNumber([]byte(good)) {
+			t.Errorf("%s: not taken as a JSON number", good)
+		}
+	}
+}
+
+// TestEnvelopeSummaries: with Summary on, every item of an Event Hub body or CloudWatch
+// Logs payload keeps its own Summary (each is parsed on its own), and HasKey its keys.
+func TestEnvelopeSummaries(t *testing.T) {
+	var recs, les []any
+	for i, id := range []string{"e1", "e2", "e3"} {
+		// Fields of different sizes, so that the items' keys lie at different offsets.
+		line := ev(map[string]any{"auditID": id, "verb": "get-" + id, "aaa": strings.Repeat("a", 5*(3-i))})
+		recs = append(recs, map[string]any{"category": "kube-audit", "properties": map[string]any{"log": line}})
+		les = append(les, map[string]any{"id": id, "timestamp": 1, "message": line})
+	}
+	eh, _ := json.Marshal(map[string]any{"records": recs})
+	cw, _ := json.Marshal(map[string]any{"messageType": "DATA_MESSAGE", "logGroup": "g", "logEvents": les})
+	for _, summary := range []bool{false, true} {
+		opts := defaults()
+		opts.Summary = summary
+		e, _ := New(opts)
+		w := e.NewWorker()
+		for name, in := range map[string][]byte{"Event Hub": eh, "CloudWatch": cw} {
+			res := w.Text(in)
+			if res.Err != nil || len(res.Records) != 3 || !res.Batch {
+				t.Fatalf("%s: %v, %d records, batch %v", name, res.Err, len(res.Records), res.Batch)
+			}
+			for i, r := range res.Records {
+				id := fmt.Sprintf("e%d", i+1)
+				m := fields(t, r)
+				if m["auditID"] != id || r.HasKey("properties") {
+					t.Errorf("%s: record %d: %v", name, i, m)
+				}
+				for k := range m {
+					if !r.HasKey(k) {
+						t.Errorf("%s: record %d: HasKey(%q) false", name, i, k)
+					}
+				}
+				if summary && (string(r.Summary.AuditID) != id || string(r.Summary.Verb) != "get-"+id) {
+					t.Errorf("%s: record %d: summary of %s / %s", name, i, r.Summary.AuditID, r.Summary.Verb)
+				}
+			}
+		}
 	}
 }
 

@@ -99,7 +99,12 @@ func (w *Worker) event(ev *fastjson.Value, ctx inputCtx, res *Result) error {
 		return nil
 	}
 	w.modify(&t, ctx)
+	w.badNum = false
 	w.encodeRecord(&t, d, ctx)
+	if w.badNum {
+		w.dropLast()
+		return w.badNumberError()
+	}
 	res.Records = w.records
 	return nil
 }
@@ -225,9 +230,16 @@ func (w *Worker) derive(t *top, ctx inputCtx) {
 	if ctx.cloudwatch {
 		d.truncation = append(d.truncation, "cloudwatch")
 	}
+	if string(str(t.requestObject)) == aksPlaceholder || string(str(t.responseObject)) == aksPlaceholder {
+		d.truncation = append(d.truncation, "aks")
+	}
 	d.outcome = outcome(t.stage, d.code, d.authzDecision)
 	d.longRunning = w.longRunning(t, d)
 }
+
+// aksPlaceholder is what AKS writes instead of a requestObject or responseObject too
+// large for its diagnostic logs.
+const aksPlaceholder = "skipped-too-big-size-object"
 
 const (
 	saPrefix   = "system:serviceaccount:"

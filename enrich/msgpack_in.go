@@ -3,6 +3,7 @@ package enrich
 import (
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/valyala/fastjson"
@@ -69,6 +70,11 @@ func (w *Worker) fromMsgpack(depth int) (*fastjson.Value, error) {
 		return a.NewFalse(), err
 	case c == msgpcode.Float || c == msgpcode.Double:
 		f, err := d.DecodeFloat64()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			// Fluent Bit's JSON parser turns 1e400 into an infinite double; as a float it
+			// would be printed as inf / nan, which is not JSON.
+			return a.NewString(strconv.FormatFloat(f, 'g', -1, 64)), err
+		}
 		return a.NewNumberFloat64(f), err
 	case c == msgpcode.Uint64:
 		n, err := d.DecodeUint64()

@@ -60,11 +60,14 @@ type Worker struct {
 	e *Enricher
 
 	p     fastjson.Parser // the input document
-	inner fastjson.Parser // a JSON string inside it (AKS envelope)
-	ann   fastjson.Parser // JSON inside annotation values
-	arena fastjson.Arena  // values we create: markers, trees decoded from msgpack
-	dec   *msgpack.Decoder
-	rd    bytes.Reader
+	inner fastjson.Parser // a JSON text inside it (properties.log, a CloudWatch message)
+	// inners are one parser per envelope item when Options.Summary asks for views into
+	// every item's tree at once (inner serves them all otherwise).
+	inners []*fastjson.Parser
+	ann    fastjson.Parser // JSON inside annotation values
+	arena  fastjson.Arena  // values we create: markers, trees decoded from msgpack
+	dec    *msgpack.Decoder
+	rd     bytes.Reader
 
 	buf  outBuf // record fields of every record of this call
 	dbuf outBuf // derived fields of the record being built
@@ -80,6 +83,14 @@ type Worker struct {
 	d       derived
 	hooks   []webhook
 	redact  []string
+
+	// badNum is set when a number written since it was last cleared is not JSON (NaN,
+	// Infinity, +1, 012: fastjson's parser lets them through); badNumText is that number.
+	badNum     bool
+	badNumText []byte
+	// copyKeys makes key keep copies: the names of a document parsed with inner, which
+	// the next item's parse overwrites.
+	copyKeys bool
 }
 
 // span locates a record's fields in buf until the call ends (buf may move as it grows).
@@ -93,7 +104,19 @@ type inputCtx struct {
 	hostname   []byte
 	cloudwatch bool // a CloudWatch line cut short and repaired
 	size       int  // bytes of the whole input: no object inside can be larger
+	// nested is set inside an envelope (properties.log, a CloudWatch message): only a
+	// single audit event is accepted there, no further batch or envelope.
+	nested bool
 }
+
+// The top-level keys of each envelope that are the envelope's own: they hold or describe
+// the batch, never one of its events (Result.EnvelopeKeys).
+var (
+	eventListKeys  = []string{"kind", "apiVersion", "metadata", "items"}
+	eventHubKeys   = []string{"records"}
+	cloudwatchKeys = []string{"messageType", "subscriptionFilters", "logEvents"}
+	aksKeys        = []string{"properties"}
+)
 
 func (w *Worker) reset() {
 	w.buf.b = w.buf.b[:0]
@@ -102,17 +125,21 @@ func (w *Worker) reset() {
 	w.keys = w.keys[:0]
 	w.strs = w.strs[:0]
 	w.arena.Reset()
+	w.badNum = false
+	w.copyKeys = false
 }
 
 // Text enriches audit JSON text: one event, an EventList or a JSON array of events
-// (webhook batches), an AKS diagnostic envelope, a line with a "hostname " prefix, or a
+// (webhook batches), an AKS diagnostic envelope or an Azure Event Hub body of them, a
+// CloudWatch Logs subscription payload, a line with a "hostname " prefix, or a
 // CloudWatch line cut short with "[Truncated...]" (repaired and flagged).
 func (w *Worker) Text(line []byte) Result {
 	w.reset()
-	return w.finish(w.text(line, inputCtx{}))
+	return w.finish(w.text(&w.p, line, inputCtx{}))
 }
 
-func (w *Worker) text(line []byte, ctx inputCtx) Result {
+// text parses one JSON text with p and enriches what it holds.
+func (w *Worker) text(p *fastjson.Parser, line []byte, ctx inputCtx) Result {
 	body := bytes.TrimSpace(line)
 	if len(body) == 0 {
 		return Result{Err: errors.New("empty input")}
@@ -136,11 +163,19 @@ func (w *Worker) text(line []byte, ctx inputCtx) Result {
 		body = w.repair
 	}
 	ctx.size = len(body)
-	v, err := w.p.ParseBytes(body)
+	v, err := p.ParseBytes(body)
 	if err != nil {
 		return Result{Err: fmt.Errorf("not JSON: %w", err)}
 	}
 	return w.value(v, ctx)
+}
+
+// errBadNumber says that a JSON text held a number JSON does not allow: such a text is
+// not JSON, so not an audit event.
+var errBadNumber = errors.New("not JSON: a number JSON does not allow")
+
+func (w *Worker) badNumberError() error {
+	return fmt.Errorf("%w: %q", errBadNumber, w.badNumText)
 }
 
 const cloudwatchMarker = "[Truncated...]"
@@ -188,8 +223,11 @@ func (w *Worker) Map(m []byte) Result {
 func (w *Worker) value(v *fastjson.Value, ctx inputCtx) Result {
 	switch v.Type() {
 	case fastjson.TypeArray:
+		if ctx.nested {
+			return Result{Err: errors.New("not an audit event: a JSON array")}
+		}
 		items, _ := v.Array()
-		return w.batch(items, ctx)
+		return w.batch(items, ctx, "JSON array", (*Worker).plainItem, nil)
 	case fastjson.TypeObject:
 	default:
 		return Result{Err: fmt.Errorf("not an audit event: a JSON %s", v.Type())}
@@ -201,42 +239,152 @@ func (w *Worker) value(v *fastjson.Value, ctx inputCtx) Result {
 		}
 		return res
 	}
+	if ctx.nested {
+		return Result{Err: errNoAuditField}
+	}
 	if items := v.Get("items"); items != nil && items.Type() == fastjson.TypeArray {
+		// An EventList (webhook batches), or any other list: only events count.
 		arr, _ := items.Array()
-		return w.batch(arr, ctx)
+		return w.batch(arr, ctx, "list", (*Worker).plainItem, eventListKeys)
+	}
+	if recs := v.Get("records"); recs != nil && recs.Type() == fastjson.TypeArray {
+		// An Azure Event Hub body: diagnostic log records, each an AKS envelope.
+		arr, _ := recs.Array()
+		return w.batch(arr, ctx, "Event Hub body", (*Worker).envelopeItem, eventHubKeys)
+	}
+	if les := v.Get("logEvents"); les != nil && les.Type() == fastjson.TypeArray && v.Exists("messageType") {
+		// A CloudWatch Logs subscription payload (decompressed): each logEvents[].message
+		// is one line of the log stream.
+		if mt := v.GetStringBytes("messageType"); string(mt) != "DATA_MESSAGE" {
+			return Result{Err: fmt.Errorf("not an audit event: a CloudWatch Logs %q message, not DATA_MESSAGE", mt)}
+		}
+		arr, _ := les.Array()
+		return w.batch(arr, ctx, "CloudWatch Logs payload", (*Worker).cloudwatchItem, cloudwatchKeys)
 	}
 	if log := v.Get("properties", "log"); log != nil && log.Type() == fastjson.TypeString {
 		// AKS diagnostic settings wrap each event as a JSON string in properties.log.
 		s, _ := log.StringBytes()
-		inner, err := w.inner.ParseBytes(s)
-		if err != nil {
-			return Result{Err: fmt.Errorf("AKS envelope: properties.log is not JSON: %w", err)}
+		var res Result
+		if err := w.nested(0, s, ctx, &res); err != nil {
+			return Result{Err: fmt.Errorf("AKS envelope: properties.log: %w", err)}
 		}
-		ctx.size = len(s)
-		return w.value(inner, ctx)
+		res.EnvelopeKeys = aksKeys
+		return res
 	}
-	return Result{Err: errors.New("not an audit event: no auditID field")}
+	return Result{Err: errNoAuditField}
 }
 
-// batch handles webhook batches: every item becomes a record; an item that is not an
-// audit event is kept as it is with a parse_error field.
-func (w *Worker) batch(items []*fastjson.Value, ctx inputCtx) Result {
+// nested enriches the JSON text found inside an envelope item (number i of its batch):
+// it must be a single audit event. Errors about the text are returned as text of their
+// own (not wrapping errBadNumber: a bad number there spoils that item, not the input).
+func (w *Worker) nested(i int, text []byte, ctx inputCtx, res *Result) error {
+	p := &w.inner
+	if w.e.opts.Summary {
+		// Summaries are views into every item's tree: one parser per item.
+		for len(w.inners) <= i {
+			w.inners = append(w.inners, new(fastjson.Parser))
+		}
+		p = w.inners[i]
+	}
+	ctx.nested, ctx.hostname, ctx.cloudwatch = true, nil, false
+	copyKeys := w.copyKeys
+	w.copyKeys = true
+	r := w.text(p, text, ctx)
+	w.copyKeys = copyKeys
+	if r.Err != nil {
+		return errors.New(r.Err.Error())
+	}
+	res.Dropped += r.Dropped
+	res.Records = w.records
+	return nil
+}
+
+// An itemFunc enriches one batch item, appending its record to res (or counting it
+// dropped); an error says the item is not an audit event.
+type itemFunc func(w *Worker, i int, it *fastjson.Value, ctx inputCtx, res *Result) error
+
+var errNoAuditField = errors.New("not an audit event: no auditID field")
+
+func (w *Worker) plainItem(_ int, it *fastjson.Value, ctx inputCtx, res *Result) error {
+	if it.Type() != fastjson.TypeObject || !it.Exists("auditID") {
+		return errNoAuditField
+	}
+	return w.event(it, ctx, res)
+}
+
+// envelopeItem is an Event Hub record: an AKS envelope (or an audit event as such).
+func (w *Worker) envelopeItem(i int, it *fastjson.Value, ctx inputCtx, res *Result) error {
+	if it.Type() == fastjson.TypeObject && it.Exists("auditID") {
+		return w.event(it, ctx, res)
+	}
+	log := it.Get("properties", "log")
+	if log == nil || log.Type() != fastjson.TypeString {
+		return errors.New("not an audit event: no auditID field, no properties.log string")
+	}
+	s, _ := log.StringBytes()
+	if err := w.nested(i, s, ctx, res); err != nil {
+		return fmt.Errorf("properties.log: %w", err)
+	}
+	return nil
+}
+
+// cloudwatchItem is a CloudWatch Logs event: its message is the line.
+func (w *Worker) cloudwatchItem(i int, it *fastjson.Value, ctx inputCtx, res *Result) error {
+	msg := it.Get("message")
+	if msg == nil || msg.Type() != fastjson.TypeString {
+		return errors.New("not an audit event: no message string")
+	}
+	s, _ := msg.StringBytes()
+	if err := w.nested(i, s, ctx, res); err != nil {
+		return fmt.Errorf("message: %w", err)
+	}
+	return nil
+}
+
+// batch handles the lists of events (webhook batches, Event Hub bodies, CloudWatch Logs
+// payloads): every audit event becomes a record; an item that is not one is kept as it
+// is with a parse_error field. A batch without a single audit event is not an audit
+// input at all: the caller passes it through as it came. own are the envelope's keys
+// (Result.EnvelopeKeys).
+func (w *Worker) batch(items []*fastjson.Value, ctx inputCtx, what string, item itemFunc, own []string) Result {
+	if len(items) == 0 {
+		return Result{Err: fmt.Errorf("not an audit event: an empty %s", what)}
+	}
 	var res Result
+	events := 0
+	var first error
 	for i, it := range items {
-		var err error
-		if it.Type() == fastjson.TypeObject && it.Exists("auditID") {
-			err = w.event(it, ctx, &res)
-		} else {
-			err = fmt.Errorf("not an audit event: no auditID field")
+		err := item(w, i, it, ctx, &res)
+		if err == nil {
+			events++
+			continue
 		}
-		if err != nil {
-			w.passItem(it, fmt.Errorf("item %d: %w", i, err))
+		err = fmt.Errorf("item %d: %w", i, err)
+		if errors.Is(err, errBadNumber) {
+			return Result{Err: err} // the input itself is not JSON
 		}
+		if first == nil {
+			first = err
+		}
+		w.badNum = false
+		w.passItem(it, err)
+		if w.badNum {
+			return Result{Err: fmt.Errorf("item %d: %w", i, w.badNumberError())}
+		}
+	}
+	if events == 0 {
+		return Result{Err: fmt.Errorf("not an audit event: a %s of %d items, none an audit event (%w)", what, len(items), first)}
+	}
+	res.Records = w.records
+	res.Batch = true
+	if !ctx.nested {
+		res.EnvelopeKeys = own
 	}
 	return res
 }
 
-// passItem writes a batch item that could not be enriched as a record of its own.
+// passItem writes a batch item that could not be enriched as a record of its own: its
+// fields as they were, then parse_error (Record.ItemFields leaves that out).
 func (w *Worker) passItem(it *fastjson.Value, err error) {
 	start := len(w.buf.b)
 	keys := len(w.keys)
@@ -249,15 +397,28 @@ func (w *Worker) passItem(it *fastjson.Value, err error) {
 		w.key("item")
 		w.encodeValue(&w.buf, it, 0)
 	}
+	errAt := len(w.buf.b) - start
 	w.key("parse_error")
 	w.buf.strs(err.Error())
 	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
-	w.records = append(w.records, Record{Err: err})
+	w.records = append(w.records, Record{Err: err, errAt: errAt})
+}
+
+// dropLast takes back the last record written (an event that turned out not to be one).
+func (w *Worker) dropLast() {
+	sp := w.spans[len(w.spans)-1]
+	w.buf.b = w.buf.b[:sp.start]
+	w.keys = w.keys[:sp.keys[0]]
+	w.spans = w.spans[:len(w.spans)-1]
+	w.records = w.records[:len(w.records)-1]
 }
 
 // key writes a top-level key and remembers it for Record.HasKey.
 func (w *Worker) key(k string) {
 	w.buf.strs(k)
+	if w.copyKeys {
+		k = b2s(w.stable([]byte(k)))
+	}
 	w.keys = append(w.keys, k)
 }
 
