@@ -724,3 +724,75 @@ func TestWebhookTLS(t *testing.T) {
 		t.Errorf("a %d-byte batch with buffer_max_size 16M: %d %v", len(big), st, err)
 	}
 }
+
+// TestWebhookExamplesInRealFluentBit runs conf/audit-webhook.conf and .yaml as they are
+// (but the port) and posts them a batch of the bundled sample's events, as
+// kube-apiserver would: one record per event comes out, enriched, with the example's
+// drop rule applied and nothing of the batch.
+func TestWebhookExamplesInRealFluentBit(t *testing.T) {
+	bin := fluentBit(t)
+	paths(t)
+	repo, _ := filepath.Abs("..")
+	var items []json.RawMessage
+	for _, l := range nonEmptyLines(t, filepath.Join(repo, "conf/sample-audit.log")) {
+		items = append(items, json.RawMessage(l))
+	}
+	batch, _ := json.Marshal(map[string]any{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": map[string]any{}, "items": items})
+	const want = 10 // the 12 sample events but the /readyz probe and the lease renewal
+	for _, f := range []string{"audit-webhook.conf", "audit-webhook.yaml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := parseExample(filepath.Join(repo, "conf", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := c.plugins("http")
+			if len(in) != 1 || in[0].Props["listen"] != "127.0.0.1" {
+				t.Fatalf("%s: want one http input on 127.0.0.1", f)
+			}
+			port := freeTCPPort(t)
+			in[0].set("port", strconv.Itoa(port))
+			if _, ok := c.service().Props["plugins_file"]; ok {
+				c.service().set("plugins_file", filepath.Join(repo, "build/plugins.conf")) // classic: relative to the file
+			}
+			c.service().set("grace", "1")
+			fb := fluentbit.Start(t, bin, repo, c.write(t, t.TempDir()))
+			var st int
+			pollUntil(t, "the http input to take the batch", 20*time.Second, func() (bool, string) {
+				if fb.Exited() {
+					t.Fatalf("Fluent Bit exited")
+				}
+				resp, err := http.Post("http://127.0.0.1:"+strconv.Itoa(port)+"/", "application/json", bytes.NewReader(batch))
+				if err != nil {
+					return false, err.Error()
+				}
+				resp.Body.Close()
+				st = resp.StatusCode
+				return true, ""
+			})
+			if st != http.StatusCreated {
+				t.Fatalf("status %d", st)
+			}
+			pollUntil(t, "the records", 20*time.Second, func() (bool, string) {
+				recs, _ := fb.Snapshot()
+				return len(recs) >= want, fmt.Sprintf("%d records", len(recs))
+			})
+			time.Sleep(2 * time.Second) // a repeat would show by now
+			fb.Stop()
+			recs, log := fb.Snapshot()
+			if len(recs) != want {
+				t.Errorf("%d records, want %d", len(recs), want)
+			}
+			for i, r := range recs {
+				if r["auditID"] == nil || r["outcome"] == nil || r["parse_error"] != nil || r["items"] != nil || r["kind"] == "EventList" {
+					if i < 3 {
+						t.Errorf("record not one enriched event (outcome %v, parse_error %v, kind %v, items: %v): %.200s",
+							r["outcome"], r["parse_error"], r["kind"], r["items"] != nil, fmt.Sprint(r))
+					}
+				}
+			}
+			if strings.Contains(log, "[error]") {
+				t.Errorf("errors logged:\n%s", log)
+			}
+		})
+	}
+}
