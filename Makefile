@@ -94,6 +94,7 @@ $(TESTHOST): $(TESTHOST_SOURCES)
 test: all check-lib $(APISERVER_DEP)
 	$(GO) vet ./...
 	$(GO) test -race $(PURE_PKGS)
+	$(GO) test ./plugin/
 	$(GO) test -count=1 ./testhost/
 	$(MAKE) --no-print-directory fuzz
 
