@@ -45,14 +45,50 @@ func (l *testLogger) Infof(f string, a ...any)  { l.add("[info]", f, a...) }
 func (l *testLogger) Debugf(f string, a ...any) { l.add("[debug]", f, a...) }
 
 func (l *testLogger) contains(s string) bool {
+	return l.find(s) != ""
+}
+
+// find returns the first message that contains s, "" if none.
+func (l *testLogger) find(s string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, line := range l.lines {
 		if strings.Contains(line, s) {
-			return true
+			return line
 		}
 	}
-	return false
+	return ""
+}
+
+// waitFor waits until a message contains s and returns it.
+func (l *testLogger) waitFor(s string, timeout time.Duration) string {
+	l.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if line := l.find(s); line != "" {
+			return line
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("timed out after %v waiting for a message with %q", timeout, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStats waits until pred holds for the input's counts and returns them.
+func waitStats(t testing.TB, in *Input, what string, timeout time.Duration, pred func(Stats) bool) Stats {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := in.Stats()
+		if pred(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // record is one emitted Event as the test reads it back.
@@ -173,6 +209,7 @@ type env struct {
 	c         *testcluster.Cluster
 	tokenFile string
 	dir       string
+	barriers  int // barrier Events created
 }
 
 func newEnv(t *testing.T, opts testcluster.Options) *env {
@@ -249,18 +286,61 @@ func (e *env) request(t testing.TB, method, path string, body any) map[string]an
 
 // createEvent creates a core/v1 Event named name in default.
 func (e *env) createEvent(t testing.TB, name, reason, typ string) map[string]any {
+	return e.postEvent(t, "default", name, map[string]any{"reason": reason, "type": typ})
+}
+
+// postEvent creates a core/v1 Event named name in namespace ns: a Pod's, from
+// kubetrail-test, happening now, with the fields of over set (nil deletes one).
+func (e *env) postEvent(t testing.TB, ns, name string, over map[string]any) map[string]any {
+	t.Helper()
 	now := time.Now().UTC().Format(time.RFC3339)
-	return e.request(t, http.MethodPost, "/api/v1/namespaces/default/events", map[string]any{
+	ev := map[string]any{
 		"metadata":       map[string]any{"name": name},
-		"involvedObject": map[string]any{"kind": "Pod", "name": "pod-" + name, "namespace": "default"},
-		"reason":         reason,
+		"involvedObject": map[string]any{"kind": "Pod", "name": "pod-" + name, "namespace": ns},
+		"reason":         "Created",
 		"message":        "test event " + name,
-		"type":           typ,
+		"type":           "Normal",
 		"source":         map[string]any{"component": "kubetrail-test"},
 		"firstTimestamp": now,
 		"lastTimestamp":  now,
 		"count":          1,
-	})
+	}
+	for k, v := range over {
+		if v == nil {
+			delete(ev, k)
+		} else {
+			ev[k] = v
+		}
+	}
+	return e.request(t, http.MethodPost, "/api/v1/namespaces/"+ns+"/events", ev)
+}
+
+// barrierPrefix names the Events barrier creates.
+const barrierPrefix = "zzzz-barrier-"
+
+// barrier creates an Event of type typ in default after everything the test did so
+// far and waits until it is emitted, then returns all records. Anything the input
+// would wrongly emit from before (a repeat, an Event that rules or retention should
+// have skipped) is emitted before it: a watch delivers in resourceVersion order, and
+// within a LIST the barrier's name sorts after every other Event of default. So an
+// absence checked on these records is not a guess about how long to wait.
+func (e *env) barrier(t testing.TB, h *fakeHost, typ string) []record {
+	t.Helper()
+	e.barriers++
+	name := fmt.Sprintf("%s%02d", barrierPrefix, e.barriers)
+	e.createEvent(t, name, "Barrier", typ)
+	return h.waitFor("barrier Event "+name, 30*time.Second, func(r []record) bool { return names(r, name)[name] == 1 })
+}
+
+// withoutBarriers drops the barrier Events from recs.
+func withoutBarriers(recs []record) []record {
+	var out []record
+	for _, r := range recs {
+		if !strings.HasPrefix(r.name(), barrierPrefix) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // bumpEvent repeats an Event as the kubelet's recorder does: count+1, new lastTimestamp.
@@ -306,8 +386,17 @@ func TestEachVersionOnce(t *testing.T) {
 	for i := 0; i < n/2; i++ { // half exist before the input starts
 		e.createEvent(t, fmt.Sprintf("once-%02d", i), "Created", "Normal")
 	}
-	h, _ := e.start(t, map[string]string{"kube_request_limit": "7", "cluster_name": "test-1"})
+	h, log := e.start(t, map[string]string{"kube_request_limit": "7", "cluster_name": "test-1"})
 	h.waitFor("existing Events", 30*time.Second, func(r []record) bool { return len(names(r, "once-")) == n/2 })
+	// Pages of at most kube_request_limit Events: the 20 Events take 3 pages.
+	listed := log.waitFor("listed ", 30*time.Second)
+	var items, pages int
+	if _, err := fmt.Sscanf(listed[strings.Index(listed, "listed "):], "listed %d Events in %d pages", &items, &pages); err != nil {
+		t.Fatalf("%q: %v", listed, err)
+	}
+	if items < n/2 || pages != (items+6)/7 {
+		t.Errorf("%q: want %d Events or more in pages of 7", listed, n/2)
+	}
 	for i := n / 2; i < n; i++ {
 		e.createEvent(t, fmt.Sprintf("once-%02d", i), "Created", "Normal")
 	}
@@ -318,8 +407,7 @@ func TestEachVersionOnce(t *testing.T) {
 		c := names(r, "once-")
 		return len(c) == n && c["once-09"] == 2
 	})
-	time.Sleep(500 * time.Millisecond) // anything extra would arrive now
-	recs = h.records()
+	recs = e.barrier(t, h, "Normal") // anything extra arrives before it
 	checkOnce(t, recs)
 	counts := names(recs, "once-")
 	for i := 0; i < n; i++ {
@@ -366,8 +454,7 @@ func TestRestartResumesWithoutList(t *testing.T) {
 	recs := h2.waitFor("Events created while down", 30*time.Second, func(r []record) bool {
 		return len(names(r, "second-")) == 5 && names(r, "first-")["first-0"] == 1
 	})
-	time.Sleep(500 * time.Millisecond)
-	recs = h2.records()
+	recs = e.barrier(t, h2, "Normal")
 	checkOnce(t, append(h.records(), recs...))
 	if c := names(recs, "first-"); len(c) != 1 {
 		t.Errorf("after restart, old Events repeated: %v", c)
@@ -416,8 +503,7 @@ func TestCompactedCheckpointRelistsWithoutRepeats(t *testing.T) {
 
 	h2, log := e.start(t, nil)
 	h2.waitFor("Events created while down", 30*time.Second, func(r []record) bool { return len(names(r, "new-")) == 3 })
-	time.Sleep(500 * time.Millisecond)
-	recs := h2.records()
+	recs := e.barrier(t, h2, "Normal")
 	checkOnce(t, append(h.records(), recs...))
 	if c := names(recs, "old-"); len(c) != 0 {
 		t.Errorf("re-list repeated already emitted Events: %v", c)
@@ -447,9 +533,8 @@ func TestEventsAPIAndRecordTime(t *testing.T) {
 	})
 	e.createEvent(t, "core-api", "Created", "Normal")
 	h, _ := e.start(t, map[string]string{"kube_events_api": "events.k8s.io/v1", "include": "type=Warning"})
-	recs := h.waitFor("the events.k8s.io Event", 30*time.Second, atLeast(1))
-	time.Sleep(300 * time.Millisecond)
-	recs = h.records()
+	h.waitFor("the events.k8s.io Event", 30*time.Second, atLeast(1))
+	recs := withoutBarriers(e.barrier(t, h, "Warning"))
 	if len(recs) != 1 || recs[0].name() != "new-api" {
 		t.Fatalf("want only new-api (include type=Warning), got %d records: %v", len(recs), names(recs, ""))
 	}
@@ -468,13 +553,12 @@ func TestEventsAPIAndRecordTime(t *testing.T) {
 func TestEmitExistingOff(t *testing.T) {
 	e := newEnv(t, testcluster.Options{})
 	e.createEvent(t, "before", "Created", "Normal")
-	h, _ := e.start(t, map[string]string{"emit_existing": "off"})
-	time.Sleep(2 * time.Second) // the list is done long before
+	h, log := e.start(t, map[string]string{"emit_existing": "off"})
+	log.waitFor("listed (emit_existing off", 30*time.Second)
 	e.createEvent(t, "after", "Created", "Normal")
 	e.bumpEvent(t, "before")
-	recs := h.waitFor("new Event versions", 30*time.Second, atLeast(2))
-	time.Sleep(300 * time.Millisecond)
-	recs = h.records()
+	h.waitFor("new Event versions", 30*time.Second, atLeast(2))
+	recs := withoutBarriers(e.barrier(t, h, "Normal"))
 	c := names(recs, "")
 	if len(recs) != 2 || c["after"] != 1 || c["before"] != 1 {
 		t.Errorf("want only the new versions, got %v", c)
@@ -483,8 +567,7 @@ func TestEmitExistingOff(t *testing.T) {
 	// The existing Events were marked emitted: a restart with emit_existing off does
 	// not emit them either (and neither would one with it on).
 	h2, _ := e.start(t, map[string]string{"emit_existing": "on"})
-	time.Sleep(2 * time.Second)
-	if recs := h2.records(); len(recs) != 0 {
+	if recs := withoutBarriers(e.barrier(t, h2, "Normal")); len(recs) != 0 {
 		t.Errorf("restart emitted %v", names(recs, ""))
 	}
 }
@@ -494,10 +577,7 @@ func TestAPIServerDownAtStart(t *testing.T) {
 	e.createEvent(t, "early", "Created", "Normal")
 	e.c.StopAPIServer()
 	h, log := e.start(t, nil)
-	time.Sleep(2 * time.Second)
-	if !log.contains("connection refused") {
-		t.Error("no message about the unreachable API server")
-	}
+	log.waitFor("connection refused", 30*time.Second)
 	e.c.StartAPIServer(t)
 	e.createEvent(t, "late", "Created", "Normal")
 	h.waitFor("both Events", 60*time.Second, func(r []record) bool { c := names(r, ""); return c["early"] == 1 && c["late"] == 1 })
@@ -518,9 +598,21 @@ func TestBackPressureBoundsMemory(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		e.createEvent(t, fmt.Sprintf("bp-%03d", i), "Created", "Normal")
 	}
-	time.Sleep(2 * time.Second)
-	if _, size := in.q.len(); size > 64<<10 {
-		t.Errorf("queue holds %d bytes, more than buffer_max_size", size)
+	// Wait until the queue is full (the next record, under 2 KB, does not fit): the
+	// input has stopped reading and holds no more than buffer_max_size.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, size := in.q.len()
+		if size > 64<<10 {
+			t.Fatalf("queue holds %d bytes, more than buffer_max_size", size)
+		}
+		if size > 62<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the queue to fill: %d bytes", size)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	h := startHost(t, in, 20*time.Millisecond)
 	recs := h.waitFor("all Events after resuming", 30*time.Second, func(r []record) bool { return len(names(r, "bp-")) == 200 })
@@ -583,7 +675,14 @@ func TestQuietStreamBookmarks(t *testing.T) {
 			e := newEnv(t, testcluster.Options{ExtraArgs: append([]string{"--etcd-compaction-interval=10s"}, c.args...)})
 			e.request(t, http.MethodPost, "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": "quiet"}})
 			h, _ := e.start(t, map[string]string{"kube_namespace": "quiet", "kube_watch_timeout": "80s"})
-			time.Sleep(100 * time.Second) // past one watch timeout
+			// Past one watch timeout: a second WATCH (watch cache) or a re-list (none).
+			// A re-list would come before the second WATCH; a bookmark before the re-list.
+			waitStats(t, h.in, "the first WATCH to end", 200*time.Second, func(st Stats) bool {
+				if c.cached {
+					return st.Watches >= 2
+				}
+				return st.Relists >= 1
+			})
 			st := h.close()
 			t.Logf("%s: %s", c.name, st)
 			if c.cached && (st.Relists != 0 || st.Watches < 2) {
@@ -603,9 +702,12 @@ func TestTokenFileAppearsLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, log := e.start(t, nil)
-	time.Sleep(2 * time.Second)
-	if !log.contains("kube_token_file") || len(h.records()) != 0 {
-		t.Fatalf("want a warning naming kube_token_file and nothing emitted; records %d", len(h.records()))
+	if !log.contains("kube_token_file") { // New warns at once
+		t.Error("no warning naming kube_token_file")
+	}
+	log.waitFor("API client:", 30*time.Second) // and the client fails until the file exists
+	if len(h.records()) != 0 {
+		t.Fatalf("want nothing emitted without a token; records %d", len(h.records()))
 	}
 	// A projected token appears (or is rotated): client-go reads the file again.
 	if err := os.WriteFile(e.tokenFile, []byte(e.c.AdminToken), 0o600); err != nil {
