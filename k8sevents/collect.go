@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fastjson"
@@ -38,23 +39,40 @@ func newBackoff() wait.Backoff {
 // a re-list, after which dedup drops what was already emitted.
 func (in *Input) collect(ctx context.Context, rv string) {
 	silent := rv == "" && !in.cfg.EmitExisting && in.firstStart()
-	if rv != "" {
+	// A LIST that was not committed whole: the same snapshot again (the versions it
+	// held may have changed since; a fresh LIST would only see the newest), then the
+	// watch from it.
+	exact := ""
+	if r, ok := strings.CutPrefix(rv, silentListPrefix); ok {
+		exact, rv, silent = r, "", true
+	} else if r, ok := strings.CutPrefix(rv, listPrefix); ok {
+		exact, rv = r, ""
+	}
+	switch {
+	case exact != "":
+		in.log.Infof("resuming the list at resourceVersion %s, which was not committed whole", exact)
+	case rv != "":
 		in.log.Infof("resuming the watch from resourceVersion %s", rv)
 	}
 	bo := newBackoff()
 	for ctx.Err() == nil {
 		if rv == "" {
-			listRV, err := in.list(ctx, silent)
+			listRV, err := in.list(ctx, silent, exact)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
+				}
+				if exact != "" && isGone(err) {
+					in.log.Warnf("list at resourceVersion %s: %v: listing anew (versions that changed since that list began and were not yet sent are lost)", exact, err)
+					exact = ""
+					continue
 				}
 				in.apiFailed("list", err)
 				sleep(ctx, bo.Step())
 				continue
 			}
 			in.status.set("api", nil)
-			rv, silent = listRV, false
+			rv, silent, exact = listRV, false, ""
 		}
 		start := time.Now()
 		next, err := in.watch(ctx, rv)
@@ -92,17 +110,45 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// Checkpoints of a LIST in progress: "list:<rv>" (or "silent-list:<rv>" with
+// emit_existing off at the first start) is stored as soon as the list's snapshot is
+// known, so that a restart before the whole list is committed lists the same snapshot
+// again (resourceVersionMatch=Exact) and watches from it, instead of listing a newer
+// one, which would miss the versions that changed in between.
+const (
+	listPrefix       = "list:"
+	silentListPrefix = "silent-list:"
+)
+
+// startList begins a new stream at the snapshot listRV: what was in the queue or in
+// Fluent Bit's hands before is still marked emitted once committed, but no longer moves
+// the checkpoint (it can only be older: nothing before a LIST can be resumed from).
+func (in *Input) startList(listRV string, silent bool) {
+	cp := listPrefix + listRV
+	if silent {
+		cp = silentListPrefix + listRV
+	}
+	in.newStream()
+	if err := in.store.Commit(nil, in.formatCheckpoint(cp), time.Now()); err != nil {
+		in.stats.dbErrors.Add(1)
+		in.status.set("db", fmt.Errorf("db: storing the checkpoint: %w", err))
+	}
+	in.committed.Store(&cp)
+}
+
+func isGone(err error) bool { return apierrors.IsResourceExpired(err) || apierrors.IsGone(err) }
+
 // list reads every Event, page by page (kube_request_limit), queues the new ones and
 // returns the list's resourceVersion, from which the watch continues. silent marks
-// them emitted without emitting them (emit_existing off, first start). The next page
-// is fetched while this one is handled: the API server and the decoding work in
-// parallel.
-func (in *Input) list(ctx context.Context, silent bool) (string, error) {
+// them emitted without emitting them (emit_existing off, first start). exact, when
+// set, is the resourceVersion of the snapshot to read again. The next page is fetched
+// while this one is handled: the API server and the decoding work in parallel.
+func (in *Input) list(ctx context.Context, silent bool, exact string) (string, error) {
 	in.stats.lists.Add(1)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var parsers fastjson.ParserPool
-	pages := in.fetchPages(lctx, &parsers)
+	pages := in.fetchPages(lctx, &parsers, exact)
 	listRV, n, items := "", 0, 0
 	for p := range pages {
 		if p.err != nil {
@@ -117,6 +163,10 @@ func (in *Input) list(ctx context.Context, silent bool) (string, error) {
 		}
 		if listRV == "" {
 			listRV = string(p.list.GetStringBytes("metadata", "resourceVersion"))
+			if listRV == "" {
+				return "", errors.New("the API server returned a list without resourceVersion")
+			}
+			in.startList(listRV, silent)
 		}
 		n++
 		for _, it := range p.list.GetArray("items") {
@@ -134,7 +184,7 @@ func (in *Input) list(ctx context.Context, silent bool) (string, error) {
 	if listRV == "" {
 		return "", errors.New("the API server returned a list without resourceVersion")
 	}
-	if err := in.q.put(ctx, item{rv: listRV}); err != nil {
+	if err := in.put(ctx, item{rv: listRV}); err != nil {
 		return "", err
 	}
 	what := "listed"
@@ -156,7 +206,7 @@ type page struct {
 // or an error; it stops when ctx ends. Pages are read as the API's JSON and parsed
 // with fastjson: client-go's decoding into unstructured objects cost ~50 µs per Event,
 // the largest part of a first sync (measured here); this is a few µs.
-func (in *Input) fetchPages(ctx context.Context, parsers *fastjson.ParserPool) <-chan page {
+func (in *Input) fetchPages(ctx context.Context, parsers *fastjson.ParserPool, exact string) <-chan page {
 	out := make(chan page, 1)
 	go func() {
 		defer close(out)
@@ -174,8 +224,11 @@ func (in *Input) fetchPages(ctx context.Context, parsers *fastjson.ParserPool) <
 			if in.cfg.RequestLimit > 0 {
 				req = req.Param("limit", strconv.FormatInt(in.cfg.RequestLimit, 10))
 			}
-			if cont != "" {
+			switch {
+			case cont != "":
 				req = req.Param("continue", cont)
+			case exact != "":
+				req = req.Param("resourceVersion", exact).Param("resourceVersionMatch", "Exact")
 			}
 			if in.cfg.FieldSelector != "" {
 				req = req.Param("fieldSelector", in.cfg.FieldSelector)
@@ -303,7 +356,7 @@ func (in *Input) watchEvent(ctx context.Context, ev watch.Event) (string, error)
 		in.stats.bookmarks.Add(1)
 	}
 	// Deleted (TTL expiry: already emitted) and bookmarks: progress only.
-	return rv, in.q.put(ctx, item{rv: rv})
+	return rv, in.put(ctx, item{rv: rv})
 }
 
 // handle queues one Event version unless rules exclude it, it is older than the
@@ -320,7 +373,7 @@ func (in *Input) handle(ctx context.Context, obj *fastjson.Value, silent bool, r
 		if rv == "" {
 			return nil
 		}
-		return in.q.put(ctx, item{rv: rv})
+		return in.put(ctx, item{rv: rv})
 	}
 	if key.UID == "" || key.ResourceVersion == "" {
 		in.stats.encodeErrors.Add(1)
@@ -360,7 +413,7 @@ func (in *Input) handle(ctx context.Context, obj *fastjson.Value, silent bool, r
 		}
 		it.rec = rec
 	}
-	if err := in.q.put(ctx, it); err != nil {
+	if err := in.put(ctx, it); err != nil {
 		in.release([]state.Key{key})
 		return err
 	}

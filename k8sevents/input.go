@@ -3,9 +3,10 @@
 //
 // One Input is one Fluent Bit input instance. A goroutine collects (list, watch,
 // dedup, encode) into a bounded queue; Fluent Bit's 1-second callback takes a Batch
-// from it (Collect) and, once Fluent Bit has appended the records, the cleanup
-// callback commits it (Commit): only then are its Events marked emitted and the
-// checkpoint advanced, so a crash repeats at most the batch in flight and loses none.
+// from it (Collect), and the cleanup callback reports the append (Appended). A batch
+// is committed (its Events marked emitted, the checkpoint advanced) only once Fluent
+// Bit holds it in a chunk or can no longer lose it (Delivery says which), so a crash
+// repeats what was in flight and loses nothing.
 package k8sevents
 
 import (
@@ -57,8 +58,13 @@ type Input struct {
 	seen   map[state.Key]struct{}
 
 	committed atomic.Pointer[string] // last committed resume point (resourceVersion)
-	stats     counters
-	status    statusLog
+	// gen numbers the streams of resourceVersions: a new LIST or leadership term
+	// starts one, and only a batch of the current stream moves the checkpoint, which
+	// therefore never goes back.
+	gen      atomic.Uint64
+	stats    counters
+	status   statusLog
+	delivery deliverer
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -71,7 +77,9 @@ type Batch struct {
 	size    int
 	keys    []state.Key
 	rv      string
+	gen     uint64 // rv's stream
 	records int
+	again   bool // handed to Fluent Bit a second time (see Appended)
 }
 
 // Size is the length of the batch as concatenated events.
@@ -93,18 +101,24 @@ func (b *Batch) MoveTo(dst []byte) {
 // Records is the number of events in the batch.
 func (b *Batch) Records() int { return b.records }
 
+// Option changes how New sets an Input up.
+type Option func(*Input)
+
+// WithDelivery says how Fluent Bit takes the batches (default Synchronous).
+func WithDelivery(d Delivery) Option { return func(in *Input) { in.delivery.mode = d } }
+
 // New opens the database, connects the client and starts collecting. It fails only on
 // what a retry cannot fix (bad configuration, unusable database); an unreachable API
 // server is retried in the background.
-func New(cfg conf.Events, log Logger) (*Input, error) {
+func New(cfg conf.Events, log Logger, opts ...Option) (*Input, error) {
 	rc, err := restConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return newInput(cfg, rc, log)
+	return newInput(cfg, rc, log, opts...)
 }
 
-func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
+func newInput(cfg conf.Events, rc *rest.Config, log Logger, opts ...Option) (*Input, error) {
 	store, warnings, err := state.Open(state.Options{Path: cfg.DB, Sync: cfg.DBSync})
 	if err != nil {
 		return nil, fmt.Errorf("db: %w", err)
@@ -124,6 +138,10 @@ func newInput(cfg conf.Events, rc *rest.Config, log Logger) (*Input, error) {
 		q:     newQueue(cfg.BufferMaxSize),
 		seen:  make(map[state.Key]struct{}),
 		done:  make(chan struct{}),
+	}
+	in.delivery = deliverer{mode: Synchronous, now: time.Now}
+	for _, o := range opts {
+		o(in)
 	}
 	in.coder = newEncoder(&in.api, cfg.ClusterName)
 	in.stream = fmt.Sprintf("%s|%s|%s", cfg.API, cfg.Namespace, cfg.FieldSelector)
@@ -250,12 +268,14 @@ func (in *Input) release(keys []state.Key) {
 // Collect takes what is queued, up to buffer_max_size, for Fluent Bit's callback
 // (called once a second: this is also the most the input delivers per second). It
 // returns nil when there is nothing to emit; progress without records (filtered or
-// duplicate Events, bookmarks) is committed at once, since Fluent Bit has nothing to
-// append. It never blocks.
+// duplicate Events, bookmarks) is committed as soon as what Fluent Bit took before it
+// is, since Fluent Bit has nothing to append. It first commits the ring-buffered
+// batches that can no longer be lost. It never blocks.
 func (in *Input) Collect() *Batch {
 	if in.closed.Load() {
 		return nil
 	}
+	in.commitDue()
 	items := in.q.take(in.cfg.BufferMaxSize)
 	if items == nil {
 		return nil
@@ -272,17 +292,19 @@ func (in *Input) Collect() *Batch {
 			b.keys = append(b.keys, it.key)
 		}
 		if it.rv != "" {
-			b.rv = it.rv
+			b.rv, b.gen = it.rv, it.gen
 		}
 	}
 	if b.records == 0 {
-		in.Commit(b)
+		if !in.delivery.hold(b, false) {
+			in.Commit(b)
+		}
 		return nil
 	}
 	return b
 }
 
-// Commit records that Fluent Bit has taken b: its Events are marked emitted and the
+// Commit records that Fluent Bit holds b: its Events are marked emitted and the
 // checkpoint advances. On a database error the Events stay known in memory (no
 // repeats in this run; a restart may repeat them) and the error is logged.
 func (in *Input) Commit(b *Batch) {
@@ -290,7 +312,8 @@ func (in *Input) Commit(b *Batch) {
 		return
 	}
 	cp := ""
-	if b.rv != "" {
+	current := b.rv != "" && b.gen == in.gen.Load()
+	if current {
 		cp = in.formatCheckpoint(b.rv)
 	}
 	err := in.store.Commit(b.keys, cp, time.Now())
@@ -302,11 +325,21 @@ func (in *Input) Commit(b *Batch) {
 	}
 	in.status.set("db", nil)
 	in.release(b.keys)
-	if b.rv != "" {
+	if current {
 		rv := b.rv
 		in.committed.Store(&rv)
 	}
 }
+
+// put queues it as part of the current stream.
+func (in *Input) put(ctx context.Context, it item) error {
+	it.gen = in.gen.Load()
+	return in.q.put(ctx, it)
+}
+
+// newStream starts a stream of resourceVersions (a LIST, a leadership term): batches
+// of earlier streams no longer move the checkpoint.
+func (in *Input) newStream() { in.gen.Add(1) }
 
 // committedRV is the last committed resume point, "" if none in this run.
 func (in *Input) committedRV() string {
@@ -346,6 +379,11 @@ func (in *Input) Close() Stats {
 	}
 	in.cancel()
 	<-in.done
+	if n, recs := in.delivery.uncommitted(); n > 0 {
+		// Fluent Bit gives no sign that they reached a chunk (see RingBuffer): kept
+		// uncommitted, they come again at the next start rather than risk a loss.
+		in.log.Infof("%d batches (%d Events) appended in the last %s are not committed: Fluent Bit gives a threaded input no sign that they reached a chunk, so the next start sends them again (threaded off avoids this)", n, recs, CommitDelay)
+	}
 	if err := in.store.Close(); err != nil && !errors.Is(err, state.ErrClosed) {
 		in.log.Errorf("db: closing: %v", err)
 	}

@@ -14,6 +14,7 @@ type item struct {
 	key state.Key // zero for a progress marker
 	rec []byte    // the encoded record; nil: mark key emitted without emitting it
 	rv  string    // resume point once this item is committed; "" for none
+	gen uint64    // the stream rv belongs to (Input.gen when it was queued)
 }
 
 func (it *item) marker() bool { return it.key.UID == "" && it.rec == nil }
@@ -41,6 +42,7 @@ func (q *queue) put(ctx context.Context, it item) error {
 		q.mu.Lock()
 		if it.marker() && len(q.items) > 0 && q.items[len(q.items)-1].marker() {
 			q.items[len(q.items)-1].rv = it.rv
+			q.items[len(q.items)-1].gen = it.gen
 			q.mu.Unlock()
 			return nil
 		}

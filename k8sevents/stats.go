@@ -10,6 +10,7 @@ type counters struct {
 	emitted, duplicates, filtered, expired, pruned atomic.Uint64
 	lists, relists, watches, bookmarks             atomic.Uint64
 	apiErrors, dbErrors, encodeErrors              atomic.Uint64
+	redelivered                                    atomic.Uint64
 }
 
 // Stats are an instance's counts since it started.
@@ -26,6 +27,7 @@ type Stats struct {
 	APIErrors    uint64
 	DBErrors     uint64
 	EncodeErrors uint64
+	Redelivered  uint64 // batches handed to Fluent Bit again (its ring buffer was full)
 }
 
 // Stats returns the counts so far.
@@ -36,12 +38,13 @@ func (in *Input) Stats() Stats {
 		Expired: c.expired.Load(), Pruned: c.pruned.Load(), Lists: c.lists.Load(),
 		Relists: c.relists.Load(), Watches: c.watches.Load(), Bookmarks: c.bookmarks.Load(),
 		APIErrors: c.apiErrors.Load(), DBErrors: c.dbErrors.Load(), EncodeErrors: c.encodeErrors.Load(),
+		Redelivered: c.redelivered.Load(),
 	}
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("emitted=%d duplicates=%d filtered=%d expired=%d pruned=%d lists=%d relists=%d watches=%d bookmarks=%d api_errors=%d db_errors=%d encode_errors=%d",
-		s.Emitted, s.Duplicates, s.Filtered, s.Expired, s.Pruned, s.Lists, s.Relists, s.Watches, s.Bookmarks, s.APIErrors, s.DBErrors, s.EncodeErrors)
+	return fmt.Sprintf("emitted=%d duplicates=%d filtered=%d expired=%d pruned=%d lists=%d relists=%d watches=%d bookmarks=%d api_errors=%d db_errors=%d encode_errors=%d redelivered=%d",
+		s.Emitted, s.Duplicates, s.Filtered, s.Expired, s.Pruned, s.Lists, s.Relists, s.Watches, s.Bookmarks, s.APIErrors, s.DBErrors, s.EncodeErrors, s.Redelivered)
 }
 
 // statusLog logs state changes, not every retry: an error is logged when it first

@@ -12,6 +12,8 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
 
 #include "plugin.h"
 
@@ -62,15 +64,55 @@ int kt_input_set_context(void *plugin, uintptr_t handle)
 }
 
 /*
- * Fluent Bit runs a Go-proxy input on a thread of its own (FLB_INPUT_THREADED) and
- * calls FLBPluginInit, the collect and cleanup callbacks and FLBPluginExit on it.
- * FLBPluginExit (and the callbacks of Fluent Bit < 4.1) carry no context, so the
- * instance's handle is also kept per thread.
+ * Fluent Bit runs a Go-proxy input on a thread of its own (FLB_INPUT_THREADED), or,
+ * with `threaded off`, on the engine thread, and calls FLBPluginInit, the callbacks,
+ * FLBPluginInputPause/Resume and FLBPluginExit there. FLBPluginExit, Pause/Resume and
+ * the callbacks of Fluent Bit < 4.1 carry no context, so the handles of the instances
+ * a thread runs are kept per thread: the last one started answers the callbacks
+ * without context, and FLBPluginExit ends them one by one (several `threaded off`
+ * instances share the engine thread).
  */
-static __thread uintptr_t thread_handle;
+#define KT_THREAD_HANDLES 16
+static __thread uintptr_t thread_handles[KT_THREAD_HANDLES];
+static __thread int thread_nhandles;
 
-void kt_input_set_thread_handle(uintptr_t h) { thread_handle = h; }
-uintptr_t kt_input_thread_handle(void) { return thread_handle; }
+int kt_input_push_thread_handle(uintptr_t h)
+{
+    if (thread_nhandles == KT_THREAD_HANDLES) {
+        return -1;
+    }
+    thread_handles[thread_nhandles++] = h;
+    return 0;
+}
+
+uintptr_t kt_input_thread_handle(void)
+{
+    return thread_nhandles > 0 ? thread_handles[thread_nhandles - 1] : 0;
+}
+
+void kt_input_pop_thread_handle(void)
+{
+    if (thread_nhandles > 0) {
+        thread_handles[--thread_nhandles] = 0;
+    }
+}
+
+/*
+ * Whether this is Fluent Bit's engine thread, which mk_utils_worker_rename names
+ * "flb-pipeline" (src/flb_lib.c flb_lib_worker; the same in 3.2.10, 4.0.9, 4.1.2 and
+ * 5.1.1). FLBPluginInit runs there only with `threaded off`; a threaded input's own
+ * thread is renamed "flb-in-<name>-w<N>" before its cb_init (src/flb_input_thread.c
+ * input_thread).
+ */
+int kt_input_on_engine_thread(void)
+{
+    char name[17] = {0};
+
+    if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0) {
+        return 0;
+    }
+    return strcmp(name, "flb-pipeline") == 0;
+}
 
 typedef const char *(*input_name_fn)(void *ins);
 static pthread_once_t name_once = PTHREAD_ONCE_INIT;

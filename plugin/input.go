@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/input"
@@ -29,7 +30,9 @@ const (
 // eventsInput is what an instance needs from package k8sevents.
 type eventsInput interface {
 	Collect() *k8sevents.Batch
-	Commit(*k8sevents.Batch)
+	Appended(b *k8sevents.Batch, latency time.Duration) (again bool)
+	Pause()
+	Resume()
 	Close() k8sevents.Stats
 }
 
@@ -39,8 +42,17 @@ type inputInstance struct {
 	log *inputLogger
 
 	mu       sync.Mutex
-	inflight map[unsafe.Pointer]*k8sevents.Batch // handed to Fluent Bit, not cleaned up yet
-	retry    *k8sevents.Batch                    // taken but not handed over (malloc failed)
+	inflight map[unsafe.Pointer]handedOut // handed to Fluent Bit, not cleaned up yet
+	retry    *k8sevents.Batch             // taken but not handed over (malloc failed)
+	again    *handedOut                   // dropped by Fluent Bit: its buffer, to hand over again
+}
+
+// handedOut is a batch in the malloc'ed buffer Fluent Bit was given.
+type handedOut struct {
+	b    *k8sevents.Batch
+	buf  unsafe.Pointer
+	size C.size_t
+	at   time.Time // when the input callback returned it
 }
 
 // inputGetter reads the instance's properties through the proxy's input_get_property.
@@ -75,19 +87,31 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 		return flbError
 	}
 	log.Infof("starting: %s", strings.Join(cfg.Effective(), ", "))
-	in, err := k8sevents.New(cfg, log)
+	// Fluent Bit runs the init on the thread that will run the callbacks: the engine's
+	// only with threaded off, where the append writes the chunk before the cleanup.
+	delivery := k8sevents.RingBuffer
+	if C.kt_input_on_engine_thread() == 1 {
+		delivery = k8sevents.Synchronous
+	}
+	log.Infof("delivery: %s", delivery)
+	in, err := k8sevents.New(cfg, log, k8sevents.WithDelivery(delivery))
 	if err != nil {
 		log.Errorf("cannot start: %v", err)
 		return flbError
 	}
-	h := cgo.NewHandle(&inputInstance{in: in, log: log, inflight: make(map[unsafe.Pointer]*k8sevents.Batch)})
+	h := cgo.NewHandle(&inputInstance{in: in, log: log, inflight: make(map[unsafe.Pointer]handedOut)})
 	if C.kt_input_set_context(plugin, C.uintptr_t(h)) != 0 {
 		h.Delete()
 		in.Close()
 		log.Errorf("the Go proxy gave no input context: cannot keep the instance state")
 		return flbError
 	}
-	C.kt_input_set_thread_handle(C.uintptr_t(h))
+	if C.kt_input_push_thread_handle(C.uintptr_t(h)) != 0 {
+		h.Delete()
+		in.Close()
+		log.Errorf("too many k8s_events instances on one thread")
+		return flbError
+	}
 	return flbOK
 }
 
@@ -128,6 +152,15 @@ func inputCollect(h uintptr, data *unsafe.Pointer, size *C.size_t) (rc C.int) {
 	}()
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
+	if a := inst.again; a != nil {
+		// Fluent Bit dropped it (full ring buffer): the same buffer once more, before
+		// anything newer (a checkpoint must not pass it).
+		inst.again = nil
+		a.at = time.Now()
+		inst.inflight[a.buf] = *a
+		*data, *size = a.buf, a.size
+		return flbOK
+	}
 	b := inst.retry
 	inst.retry = nil
 	if b == nil {
@@ -143,7 +176,8 @@ func inputCollect(h uintptr, data *unsafe.Pointer, size *C.size_t) (rc C.int) {
 		return flbOK
 	}
 	b.MoveTo(unsafe.Slice((*byte)(p), n))
-	inst.inflight[p] = b
+	// The time is taken last: the cleanup's latency is then Fluent Bit's append alone.
+	inst.inflight[p] = handedOut{b: b, buf: p, size: C.size_t(n), at: time.Now()}
 	*data, *size = p, C.size_t(n)
 	return flbOK
 }
@@ -158,13 +192,20 @@ func FLBPluginInputCleanupCallback(data unsafe.Pointer) C.int {
 	return inputCleanup(uintptr(C.kt_input_thread_handle()), data)
 }
 
-// inputCleanup runs after Fluent Bit appended the buffer to its chunk: the Events are
-// Fluent Bit's now, so the batch is committed (marked emitted, checkpoint advanced).
+// inputCleanup runs when Fluent Bit's append of the buffer returned, whatever it
+// returned (flb_plugin_proxy.c flb_proxy_input_cb_collect): package k8sevents decides
+// from the delivery mode and the append's latency when the batch is committed, or
+// whether Fluent Bit dropped it and the buffer is to be handed over again.
 func inputCleanup(h uintptr, data unsafe.Pointer) (rc C.int) {
 	if data == nil {
 		return 0
 	}
-	defer C.free(data)
+	keep := false
+	defer func() {
+		if !keep {
+			C.free(data)
+		}
+	}()
 	inst := lookupInput(h)
 	if inst == nil {
 		return 0
@@ -176,15 +217,45 @@ func inputCleanup(h uintptr, data unsafe.Pointer) (rc C.int) {
 		}
 	}()
 	inst.mu.Lock()
-	b := inst.inflight[data]
+	defer inst.mu.Unlock()
+	o, ok := inst.inflight[data]
 	delete(inst.inflight, data)
-	inst.mu.Unlock()
-	if b == nil {
+	if !ok {
 		inst.log.Warnf("cleanup of a buffer this instance did not hand out: freed, nothing committed")
 		return 0
 	}
-	inst.in.Commit(b)
+	if inst.in.Appended(o.b, time.Since(o.at)) {
+		keep = true
+		inst.again = &o
+	}
 	return 0
+}
+
+// FLBPluginInputPause and FLBPluginInputResume carry no context: Fluent Bit calls them
+// on the instance's thread (flb_proxy_input_cb_pause, queued to a threaded input's
+// thread by flb_input_pause).
+//
+//export FLBPluginInputPause
+func FLBPluginInputPause() {
+	withThreadInstance("pause", func(inst *inputInstance) { inst.in.Pause() })
+}
+
+//export FLBPluginInputResume
+func FLBPluginInputResume() {
+	withThreadInstance("resume", func(inst *inputInstance) { inst.in.Resume() })
+}
+
+func withThreadInstance(what string, f func(*inputInstance)) {
+	inst := lookupInput(uintptr(C.kt_input_thread_handle()))
+	if inst == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			inst.log.Errorf("%s: panic: %v\n%s", what, r, debug.Stack())
+		}
+	}()
+	f(inst)
 }
 
 // FLBPluginExit carries no context: Fluent Bit calls it on the input's own thread,
@@ -203,9 +274,15 @@ func FLBPluginExit() (rc C.int) {
 			rc = flbError
 		}
 	}()
-	C.kt_input_set_thread_handle(0)
+	C.kt_input_pop_thread_handle()
 	cgo.Handle(h).Delete()
 	inst.log.Infof("stopped: %s", inst.in.Close())
+	inst.mu.Lock()
+	if inst.again != nil {
+		C.free(inst.again.buf) // not committed: the next start sends it again
+		inst.again = nil
+	}
+	inst.mu.Unlock()
 	return flbOK
 }
 

@@ -38,9 +38,14 @@ void *kt_input_api(void *plugin);
  * callbacks. Returns -1 when the plugin struct has no context. */
 int kt_input_set_context(void *plugin, uintptr_t handle);
 
-/* The handle of the instance whose thread this is (0: none). */
-void kt_input_set_thread_handle(uintptr_t h);
+/* The handles of the instances this thread runs: push at init (-1: too many), the
+ * last pushed (0: none), pop at exit. */
+int kt_input_push_thread_handle(uintptr_t h);
 uintptr_t kt_input_thread_handle(void);
+void kt_input_pop_thread_handle(void);
+
+/* 1 on Fluent Bit's engine thread ("flb-pipeline"): the input runs with threaded off. */
+int kt_input_on_engine_thread(void);
 
 /* The instance's alias or numbered name (flb_input_name), "k8s_events" without one. */
 const char *kt_input_name(void *ins);

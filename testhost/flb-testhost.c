@@ -23,15 +23,26 @@
  *       one thread calls cb_filter (and frees the output) for S seconds
  *   flb-testhost input -l LIB [-p k=v]... [--interval-ms MS] [--out FILE] [--no-ctx]
  *                      [--pause-at-ms A --pause-ms P] [--exit-after-ms T]
- *       LIB is a Go-proxy input (FLBPluginRegister, e.g. build/kubetrail.so). Its
- *       FLBPluginInit and, every MS (1000) ms, its input callback run on a thread of
- *       their own; each buffer becomes JSON lines appended to FILE (default stdout) and
- *       fsync()ed before the cleanup callback. --no-ctx ignores the *Ctx callbacks
- *       (Fluent Bit < 4.1). FLBPluginInputPause at A ms, FLBPluginInputResume P ms
- *       later. Stops on SIGTERM/SIGINT or after T ms: pause (as Fluent Bit's shutdown),
- *       FLBPluginInputPreExit, FLBPluginExit, FLBPluginUnregister; then one summary
- *       line on stderr: testhost input: callbacks=N batches=N records=N bytes=N
- *       malformed=N
+ *                      [--drain-ms D] [--append-delay-ms W] [--stall-at-ms A --stall-ms S]
+ *       LIB is a Go-proxy input (FLBPluginRegister, e.g. build/kubetrail.so), run as
+ *       Fluent Bit runs a threaded input (input.c says which source each step follows):
+ *       FLBPluginInit and, every MS (1000) ms, the input callback on the input's own
+ *       thread ("flb-in-<name>-w0"); the append only copies the buffer into a ring of
+ *       thread.ring_buffer.capacity (1024) slots and the cleanup callback follows
+ *       whatever it returned; the engine thread ("flb-pipeline") moves ring entries
+ *       into the "chunk", FILE (JSON lines, fsync()ed; default stdout), every D (250)
+ *       ms unless the input is paused. With -p threaded=off everything runs on the
+ *       engine thread and the append writes FILE before the cleanup callback.
+ *       --no-ctx ignores the *Ctx callbacks (Fluent Bit < 4.1). Back-pressure at A ms
+ *       for P ms (the engine stops draining; FLBPluginInputPause, later
+ *       FLBPluginInputResume). W ms between a callback's return and its append (the
+ *       input thread descheduled). The engine busy from A ms for S ms (no drains).
+ *       Stops on SIGTERM/SIGINT or after T ms: pause (as Fluent Bit's shutdown), one
+ *       second of drains, FLBPluginInputPreExit, FLBPluginExit, what the ring still
+ *       holds freed (lost, as Fluent Bit's flb_input_instance_destroy), then
+ *       FLBPluginUnregister; then one summary line on stderr: testhost input:
+ *       callbacks=N batches=N records=N bytes=N malformed=N dropped=N (dropped: ring
+ *       entries that never reached FILE)
  *
  * Exit codes: 0 ok, 1 usage, load or I/O error, 2 cb_init / FLBPluginInit failed.
  */
@@ -66,6 +77,10 @@ struct opts {
     long pause_at_ms;
     long pause_ms;
     long exit_after_ms;
+    long drain_ms;
+    long append_delay_ms;
+    long stall_at_ms;
+    long stall_ms;
 };
 
 static void usage(void)
@@ -78,6 +93,7 @@ static void usage(void)
         "  flb-testhost bench  -l LIB [-p key=value]... [-n RECORDS_PER_CHUNK] [--seconds S] FILE\n"
         "  flb-testhost input  -l LIB [-p key=value]... [--interval-ms MS] [--out FILE] [--no-ctx]\n"
         "                      [--pause-at-ms A --pause-ms P] [--exit-after-ms T]\n"
+        "                      [--drain-ms D] [--append-delay-ms W] [--stall-at-ms A --stall-ms S]\n"
         "LIB is the plugin file as Fluent Bit loads it: build/flb-filter_k8s_audit.so for the\n"
         "filter modes, build/kubetrail.so (a Go-proxy input) for input.\n"
         "Other options: --tag TAG (default kube-audit).\n");
@@ -111,6 +127,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
     o->pause_at_ms = -1;
     o->pause_ms = -1;
     o->exit_after_ms = -1;
+    o->drain_ms = 250; /* FLB_DEV_RB_MS */
+    o->stall_at_ms = -1;
+    o->stall_ms = -1;
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage();
     }
@@ -162,6 +181,18 @@ static void parse_args(int argc, char **argv, struct opts *o)
         }
         else if (strcmp(a, "--exit-after-ms") == 0 && has_next) {
             o->exit_after_ms = parse_long("--exit-after-ms", argv[++i], 0);
+        }
+        else if (strcmp(a, "--drain-ms") == 0 && has_next) {
+            o->drain_ms = parse_long("--drain-ms", argv[++i], 1);
+        }
+        else if (strcmp(a, "--append-delay-ms") == 0 && has_next) {
+            o->append_delay_ms = parse_long("--append-delay-ms", argv[++i], 0);
+        }
+        else if (strcmp(a, "--stall-at-ms") == 0 && has_next) {
+            o->stall_at_ms = parse_long("--stall-at-ms", argv[++i], 0);
+        }
+        else if (strcmp(a, "--stall-ms") == 0 && has_next) {
+            o->stall_ms = parse_long("--stall-ms", argv[++i], 0);
         }
         else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "flb-testhost: unknown or incomplete option '%s'\n", a);
@@ -725,6 +756,10 @@ static int mode_input(const struct opts *o)
         fprintf(stderr, "flb-testhost: --pause-at-ms and --pause-ms go together\n");
         return EXIT_USAGE;
     }
+    if ((o->stall_at_ms < 0) != (o->stall_ms < 0)) {
+        fprintf(stderr, "flb-testhost: --stall-at-ms and --stall-ms go together\n");
+        return EXIT_USAGE;
+    }
     memset(&io, 0, sizeof(io));
     io.lib = o->lib;
     io.props = o->props;
@@ -735,6 +770,10 @@ static int mode_input(const struct opts *o)
     io.pause_at_ms = o->pause_at_ms;
     io.pause_ms = o->pause_ms;
     io.exit_after_ms = o->exit_after_ms;
+    io.drain_ms = o->drain_ms;
+    io.append_delay_ms = o->append_delay_ms;
+    io.stall_at_ms = o->stall_at_ms;
+    io.stall_ms = o->stall_ms;
     return input_run(&io);
 }
 

@@ -109,6 +109,10 @@ struct input_opts {
     long pause_at_ms;   /* < 0: no pause */
     long pause_ms;
     long exit_after_ms; /* < 0: run until SIGTERM/SIGINT */
+    long drain_ms;        /* the engine's ring-buffer drain period (FLB_DEV_RB_MS) */
+    long append_delay_ms; /* between a callback's return and its append */
+    long stall_at_ms;     /* < 0: the engine never stalls */
+    long stall_ms;
 };
 int input_run(const struct input_opts *o);
 

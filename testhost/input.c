@@ -4,11 +4,33 @@
 
 /*
  * The `input` mode: runs a Go-proxy input plugin (FLBPluginRegister, FLBPluginInit,
- * FLBPluginInputCallback...) as Fluent Bit 5.1.1 does: src/flb_plugin_proxy.c,
- * src/proxy/go/go.c and the threaded-input loop of src/flb_input_thread.c. The
- * instance runs on a thread of its own; the main thread only handles signals and the
- * --pause-at-ms / --exit-after-ms schedule and talks to it through a pipe, as Fluent
- * Bit's engine talks to a threaded input.
+ * FLBPluginInputCallback...) as Fluent Bit runs it (read at v3.2.10, v4.0.9, v4.1.2 and
+ * v5.1.1; line numbers below are 5.1.1's):
+ *
+ * - threaded (the default: src/flb_plugin_proxy.c flb_proxy_register_input ORs in
+ *   FLB_INPUT_THREADED): FLBPluginInit and the 1-second collector run on the input's own
+ *   thread, renamed "flb-in-<name>-w<N>" before cb_init (src/flb_input_thread.c
+ *   input_thread, :365). flb_proxy_input_cb_collect (src/flb_plugin_proxy.c:74) calls the
+ *   callback, then flb_input_log_append, whose result it discards, then the cleanup
+ *   callback. For a threaded instance the append only copies the buffer into the
+ *   instance's ring (src/flb_input_chunk.c append_to_ring_buffer, :3679): when the ring
+ *   is full it retries 10 times with usleep(100 ms), then logs "could not enqueue records
+ *   into the ring buffer" and drops the copy. The engine thread ("flb-pipeline",
+ *   src/flb_lib.c flb_lib_worker) moves ring entries into chunks every FLB_DEV_RB_MS
+ *   (250 ms: src/flb_engine.c, flb_input_chunk_ring_buffer_collector, :3615), but not
+ *   while the instance is paused (:3628): the entries wait.
+ * - threaded off (the generic `threaded` property, src/flb_input.c:990): everything runs
+ *   on the engine thread and the append writes the chunk before the cleanup callback
+ *   (flb_input_chunk_append_raw -> input_chunk_append_raw, :3685).
+ *
+ * The "chunk" here is the --out file (JSON lines, fsync()ed): like a filesystem chunk
+ * (a MAP_SHARED file, lib/chunkio), what was written survives kill -9; what the ring
+ * holds does not. Shutdown follows src/flb_engine.c: STOP pauses the input (queued to
+ * its thread), the engine keeps draining the ring through the shutdown tick (1 s), then
+ * flb_engine_shutdown: the engine stops, the input thread runs FLBPluginInputPreExit
+ * and FLBPluginExit, and flb_input_instance_destroy frees what the ring still holds
+ * (src/flb_input.c:1336): lost. The main thread only handles signals and the
+ * --pause-at-ms / --stall-at-ms / --exit-after-ms schedule.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -21,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,6 +222,25 @@ static void add_property(struct flb_input_instance *ins, char *key, const char *
     ins->nprops++;
 }
 
+/* flb_utils_bool */
+static int parse_bool(const char *v)
+{
+    if (strcasecmp(v, "on") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+        strcmp(v, "1") == 0) {
+        return 1;
+    }
+    if (strcasecmp(v, "off") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
+        strcmp(v, "0") == 0) {
+        return 0;
+    }
+    return -1;
+}
+
+/* The instance fields the host itself acts on (flb_input_set_property keeps them in
+ * struct flb_input_instance, so the plugin never reads them). */
+static int threaded_prop = 1;
+static long ring_capacity = 1024; /* FLB_INPUT_RING_BUFFER_CAPACITY, src/flb_input.c:130 */
+
 static int set_property(struct flb_input_instance *ins, const char *kv)
 {
     const char *eq = strchr(kv, '=');
@@ -220,6 +262,24 @@ static int set_property(struct flb_input_instance *ins, const char *kv)
         }
         return 0;
     }
+    if (val[0] != '\0' && strcasecmp(key, "threaded") == 0) {
+        threaded_prop = parse_bool(val);
+        free(key);
+        if (threaded_prop < 0) {
+            fprintf(stderr, "flb-testhost: invalid threaded '%s'\n", val);
+            return -1;
+        }
+        return 0;
+    }
+    if (val[0] != '\0' && strcasecmp(key, "thread.ring_buffer.capacity") == 0) {
+        ring_capacity = strtol(val, NULL, 10);
+        free(key);
+        if (ring_capacity < 1) {
+            fprintf(stderr, "flb-testhost: invalid thread.ring_buffer.capacity '%s'\n", val);
+            return -1;
+        }
+        return 0;
+    }
     if (val[0] != '\0' && strcasecmp(key, "alias") == 0) {
         free(ins->alias);
         ins->alias = strdup(val);
@@ -232,11 +292,23 @@ static int set_property(struct flb_input_instance *ins, const char *kv)
 
 /* ---- the host ---- */
 
-enum { CMD_PAUSE = 'p', CMD_RESUME = 'r', CMD_EXIT = 'x' };
+enum { CMD_PAUSE = 'p', CMD_RESUME = 'r', CMD_STOP = 's', CMD_EXIT = 'x' };
 
 struct input_stats {
-    unsigned long callbacks, batches, records, malformed;
+    unsigned long callbacks, batches, records, malformed, dropped;
     unsigned long long bytes;
+};
+
+/* The instance's ring of appended buffers (lwrb of pointers in Fluent Bit). */
+struct ring_entry {
+    void *data;
+    size_t len;
+};
+
+struct ring {
+    pthread_mutex_t mu;
+    struct ring_entry *slots;
+    size_t cap, head, count;
 };
 
 struct input_host {
@@ -253,6 +325,14 @@ struct input_host {
     void (*cb_unregister)(struct flb_plugin_proxy_def *);
 
     long interval_ms;
+    long append_delay_ms;
+    long drain_ms;
+    long long stall_from, stall_to; /* the engine is busy (no drains) in [from, to) */
+    int threaded;
+    struct ring ring;
+    int buf_paused;      /* back-pressure: the engine skips the ring (atomic) */
+    int engine_stop;     /* atomic */
+    pthread_mutex_t out_mu; /* the "chunk" and the stats it feeds */
     int out_fd;
     int cmd[2];          /* main -> instance thread: CMD_* */
     int init_status[2];  /* instance thread -> main: FLBPluginInit's verdict */
@@ -441,15 +521,17 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Stands for flb_input_log_append: once this returns 0 the records are on disk, so a
- * kill -9 after the cleanup callback cannot lose them. A malformed buffer is reported
- * and dropped, not fatal: Fluent Bit appends it unchecked and its outputs then fail to
- * decode it. -1 only when the output cannot be written. */
-static int append(struct input_host *h, const void *data, size_t len)
+/* Writes a buffer into the "chunk" (the --out file, fsync()ed): input_chunk_append_raw's
+ * cio_chunk_write. Once it returns 0 a kill -9 cannot lose the records. A malformed
+ * buffer is reported and dropped, not fatal: Fluent Bit appends it unchecked and its
+ * outputs then fail to decode it. -1 only when the output cannot be written. */
+static int write_chunk(struct input_host *h, const void *data, size_t len)
 {
     const char *why = "NULL data with a non-zero size";
     long n = -1;
+    int ret = 0;
 
+    pthread_mutex_lock(&h->out_mu);
     h->json.len = 0;
     if (data != NULL) {
         n = events_to_json_lines(data, len, &h->json, &why);
@@ -458,14 +540,111 @@ static int append(struct input_host *h, const void *data, size_t len)
         h->st.malformed++;
         flb_log_print(FLB_LOG_ERROR, NULL, 0, "[flb-testhost] malformed buffer of %zu bytes "
                       "from the input callback: %s", len, why);
-        return 0;
     }
-    if (write_all(h->out_fd, h->json.data, h->json.len) != 0 ||
-        (fsync(h->out_fd) != 0 && errno != EINVAL && errno != ENOTSUP)) {
+    else if (write_all(h->out_fd, h->json.data, h->json.len) != 0 ||
+             (fsync(h->out_fd) != 0 && errno != EINVAL && errno != ENOTSUP)) {
         perror("flb-testhost: writing the records");
+        ret = -1;
+    }
+    else {
+        h->st.records += (unsigned long) n;
+    }
+    pthread_mutex_unlock(&h->out_mu);
+    return ret;
+}
+
+static void host_failed(struct input_host *h)
+{
+    __atomic_store_n(&h->failed, 1, __ATOMIC_SEQ_CST);
+    send_byte(wake_pipe[1], 'f');
+}
+
+/* append_to_ring_buffer: a copy into the ring; full: 10 tries 100 ms apart, then the
+ * copy is dropped (src/flb_input_chunk.c:3555-3584). */
+static int ring_push(struct input_host *h, const void *data, size_t len)
+{
+    void *copy = malloc(len);
+    int tries;
+
+    if (copy == NULL) {
         return -1;
     }
-    h->st.records += (unsigned long) n;
+    memcpy(copy, data, len);
+    for (tries = 0;; tries++) {
+        if (tries >= 10) {
+            flb_log_print(FLB_LOG_ERROR, NULL, 0, "[input:%s:%s] could not enqueue records "
+                          "into the ring buffer", h->def->name, h->ins.name);
+            free(copy);
+            pthread_mutex_lock(&h->out_mu);
+            h->st.dropped++;
+            pthread_mutex_unlock(&h->out_mu);
+            return -1;
+        }
+        pthread_mutex_lock(&h->ring.mu);
+        if (h->ring.count < h->ring.cap) {
+            size_t i = (h->ring.head + h->ring.count) % h->ring.cap;
+
+            h->ring.slots[i].data = copy;
+            h->ring.slots[i].len = len;
+            h->ring.count++;
+            pthread_mutex_unlock(&h->ring.mu);
+            return 0;
+        }
+        pthread_mutex_unlock(&h->ring.mu);
+        usleep(100000);
+    }
+}
+
+static int ring_pop(struct input_host *h, struct ring_entry *e)
+{
+    int ok = 0;
+
+    pthread_mutex_lock(&h->ring.mu);
+    if (h->ring.count > 0) {
+        *e = h->ring.slots[h->ring.head];
+        h->ring.head = (h->ring.head + 1) % h->ring.cap;
+        h->ring.count--;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&h->ring.mu);
+    return ok;
+}
+
+/* flb_input_chunk_ring_buffer_collector, for the one instance: nothing while paused;
+ * else every entry into the chunk. */
+static void ring_drain(struct input_host *h)
+{
+    struct ring_entry e;
+
+    while (!__atomic_load_n(&h->buf_paused, __ATOMIC_SEQ_CST) && ring_pop(h, &e)) {
+        if (write_chunk(h, e.data, e.len) != 0) {
+            host_failed(h);
+        }
+        free(e.data);
+    }
+}
+
+/* flb_input_instance_destroy -> flb_input_chunk_ring_buffer_cleanup: freed, not written. */
+static void ring_discard(struct input_host *h)
+{
+    struct ring_entry e;
+
+    while (ring_pop(h, &e)) {
+        free(e.data);
+        h->st.dropped++;
+    }
+}
+
+/* flb_input_log_append: threaded, a copy into the ring; threaded off, the chunk write. */
+static int append(struct input_host *h, const void *data, size_t len)
+{
+    if (h->threaded) {
+        return ring_push(h, data, len);
+    }
+    if (write_chunk(h, data, len) != 0) {
+        host_failed(h);
+        return -1;
+    }
     return 0;
 }
 
@@ -507,13 +686,12 @@ static void collect_once(struct input_host *h)
     }
     h->st.batches++;
     h->st.bytes += len;
-    if (append(h, data, len) != 0) {
-        /* the host's own failure: no cleanup, so that the plugin does not take records
-         * the host lost for delivered */
-        h->failed = 1;
-        send_byte(wake_pipe[1], 'f');
-        return;
+    if (h->append_delay_ms > 0) {
+        usleep((useconds_t) h->append_delay_ms * 1000);
     }
+    /* the append's result is discarded and the cleanup callback runs whatever it was
+     * (flb_plugin_proxy.c:97-99) */
+    (void) append(h, data, len);
     cleanup(h, data);
 }
 
@@ -552,16 +730,18 @@ static int handle_command(struct input_host *h, long long *next)
             *next = now_ms() + h->interval_ms;
         }
         return 0;
-    case CMD_EXIT:
+    case CMD_STOP:
         /* Fluent Bit's shutdown pauses every input that back-pressure has not paused,
          * twice: flb_engine_stop_ingestion, then flb_engine_shutdown (a threaded
          * input's pause is asynchronous and sets no status that the second call's
          * already-paused check would see). Observed with 5.1.1: Pause, Pause, PreExit,
-         * Exit. */
+         * Exit. It sets no buffer pause: the ring keeps draining. */
         if (!h->paused) {
             pause_instance(h);
             pause_instance(h);
         }
+        return 0;
+    case CMD_EXIT:
         return 1;
     }
     return 0;
@@ -575,7 +755,7 @@ static void collect_loop(struct input_host *h)
 
     for (;;) {
         struct pollfd p = {.fd = h->cmd[0], .events = POLLIN};
-        int idle = h->paused || h->failed;
+        int idle = h->paused || __atomic_load_n(&h->failed, __ATOMIC_SEQ_CST);
         int r = poll(&p, 1, idle ? -1 : ms_until(next));
 
         if (r < 0 && errno == EINTR) {
@@ -601,8 +781,18 @@ static void collect_loop(struct input_host *h)
 static void *instance_thread(void *arg)
 {
     struct input_host *h = arg;
+    char name[96];
     char ok;
     int ret;
+
+    /* mk_utils_worker_rename (prctl: 15 characters kept) */
+    if (h->threaded) {
+        snprintf(name, sizeof(name), "flb-in-%s-w0", h->ins.name);
+    }
+    else {
+        snprintf(name, sizeof(name), "flb-pipeline");
+    }
+    prctl(PR_SET_NAME, name, 0, 0, 0);
 
     /* proxy_go_input_init */
     ret = h->plugin.cb_init(&h->plugin);
@@ -630,6 +820,26 @@ static void *instance_thread(void *arg)
     return NULL;
 }
 
+/* ---- the engine thread (threaded instances only) ---- */
+
+static void *engine_thread(void *arg)
+{
+    struct input_host *h = arg;
+
+    prctl(PR_SET_NAME, "flb-pipeline", 0, 0, 0);
+    while (!__atomic_load_n(&h->engine_stop, __ATOMIC_SEQ_CST)) {
+        long long t;
+
+        usleep((useconds_t) h->drain_ms * 1000);
+        t = now_ms();
+        if (t >= h->stall_from && t < h->stall_to) {
+            continue; /* busy elsewhere: a filter, a flush, a backlog */
+        }
+        ring_drain(h);
+    }
+    return NULL;
+}
+
 /* ---- the main thread ---- */
 
 /* Waits for a signal, a fatal error or --exit-after-ms, sending the --pause-at-ms
@@ -641,6 +851,11 @@ static void run_schedule(struct input_host *h, const struct input_opts *o)
     long long pause_at = o->pause_at_ms >= 0 ? t0 + o->pause_at_ms : -1;
     long long resume_at = o->pause_at_ms >= 0 ? pause_at + o->pause_ms : -1;
     long long exit_at = o->exit_after_ms >= 0 ? t0 + o->exit_after_ms : -1;
+
+    if (o->stall_at_ms >= 0) {
+        h->stall_to = t0 + o->stall_at_ms + o->stall_ms;
+        __atomic_store_n(&h->stall_from, t0 + o->stall_at_ms, __ATOMIC_SEQ_CST);
+    }
 
     for (;;) {
         long long due = exit_at;
@@ -658,11 +873,15 @@ static void run_schedule(struct input_host *h, const struct input_opts *o)
         if (exit_at >= 0 && now_ms() >= exit_at) {
             return;
         }
+        /* back-pressure (flb_input_chunk_protect -> flb_input_pause): the status first,
+         * which stops the engine's drain, then the pause queued to the input thread */
         if (pause_at >= 0 && now_ms() >= pause_at) {
+            __atomic_store_n(&h->buf_paused, 1, __ATOMIC_SEQ_CST);
             send_byte(h->cmd[1], CMD_PAUSE);
             pause_at = -1;
         }
         else if (resume_at >= 0 && now_ms() >= resume_at) {
+            __atomic_store_n(&h->buf_paused, 0, __ATOMIC_SEQ_CST);
             send_byte(h->cmd[1], CMD_RESUME);
             resume_at = -1;
         }
@@ -696,6 +915,14 @@ static int setup(struct input_host *h, const struct input_opts *o)
         }
     }
     h->interval_ms = o->interval_ms;
+    h->append_delay_ms = o->append_delay_ms;
+    h->drain_ms = o->drain_ms > 0 ? o->drain_ms : 250;
+    h->stall_from = h->stall_to = -1;
+    h->threaded = threaded_prop;
+    h->ring.cap = (size_t) ring_capacity;
+    h->ring.slots = calloc(h->ring.cap, sizeof(struct ring_entry));
+    pthread_mutex_init(&h->ring.mu, NULL);
+    pthread_mutex_init(&h->out_mu, NULL);
     h->out_fd = open_output(o->out);
     if (h->out_fd < 0 || install_signals() != 0 ||
         pipe2(h->cmd, O_CLOEXEC) != 0 || pipe2(h->init_status, O_CLOEXEC) != 0) {
@@ -704,11 +931,15 @@ static int setup(struct input_host *h, const struct input_opts *o)
     return 0;
 }
 
+/* The shutdown tick (src/flb_engine.c:1456): the engine decides to shut down at the
+ * first one with nothing pending, 1 s after STOP. */
+#define SHUTDOWN_TICK_MS 1000
+
 int input_run(const struct input_opts *o)
 {
     static struct input_host h;
-    pthread_t tid;
-    int ok;
+    pthread_t tid, engine;
+    int ok, engine_started = 0;
 
     if (setup(&h, o) != 0 || load_plugin(&h, o) != 0) {
         return EXIT_USAGE;
@@ -718,11 +949,26 @@ int input_run(const struct input_opts *o)
         return EXIT_USAGE;
     }
     ok = recv_byte(h.init_status[0]) == 'y';
+    if (ok && h.threaded) {
+        if (pthread_create(&engine, NULL, engine_thread, &h) != 0) {
+            fprintf(stderr, "flb-testhost: pthread_create failed\n");
+            return EXIT_USAGE;
+        }
+        engine_started = 1;
+    }
     if (ok) {
         run_schedule(&h, o);
+        send_byte(h.cmd[1], CMD_STOP);
+        usleep(SHUTDOWN_TICK_MS * 1000);
+        /* flb_engine_shutdown: no more drains, then the input thread exits */
+        if (engine_started) {
+            __atomic_store_n(&h.engine_stop, 1, __ATOMIC_SEQ_CST);
+            pthread_join(engine, NULL);
+        }
         send_byte(h.cmd[1], CMD_EXIT);
     }
     pthread_join(tid, NULL);
+    ring_discard(&h);
     /* flb_proxy_input_cb_destroy, on the main thread, also after a failed init (then
      * without PreExit and Exit, as Fluent Bit 5.1.1) */
     if (h.cb_unregister) {
@@ -732,8 +978,8 @@ int input_run(const struct input_opts *o)
         return EXIT_INIT;
     }
     fprintf(stderr, "testhost input: callbacks=%lu batches=%lu records=%lu bytes=%llu "
-            "malformed=%lu\n", h.st.callbacks, h.st.batches, h.st.records, h.st.bytes,
-            h.st.malformed);
+            "malformed=%lu dropped=%lu\n", h.st.callbacks, h.st.batches, h.st.records,
+            h.st.bytes, h.st.malformed, h.st.dropped);
     buf_free(&h.json);
     return h.failed ? 1 : 0;
 }

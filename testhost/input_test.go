@@ -33,13 +33,18 @@ const (
 	inputPrefix   = "[input:k8s_events:k8s_events.0] "
 )
 
-var inputSummary = regexp.MustCompile(`(?m)^testhost input: callbacks=(\d+) batches=(\d+) records=(\d+) bytes=(\d+) malformed=(\d+)$`)
+var inputSummary = regexp.MustCompile(`(?m)^testhost input: callbacks=(\d+) batches=(\d+) records=(\d+) bytes=(\d+) malformed=(\d+) dropped=(\d+)$`)
 
-// inputPaths returns build/flb-testhost and build/kubetrail.so (the Go-proxy input).
+// inputPaths returns build/flb-testhost and build/kubetrail.so (the Go-proxy input;
+// KUBETRAIL_INPUT_LIB names another build of it, e.g. an older one to show that a
+// test fails there).
 func inputPaths(t testing.TB) (host, lib string) {
 	t.Helper()
 	host, _ = filepath.Abs("../build/flb-testhost")
 	lib, _ = filepath.Abs("../build/kubetrail.so")
+	if l := os.Getenv("KUBETRAIL_INPUT_LIB"); l != "" {
+		lib = l
+	}
 	for _, p := range []string{host, lib} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s is missing: run make first", p)
