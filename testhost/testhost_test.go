@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -71,7 +72,13 @@ func legacy(t testing.TB, ts any, body map[string]any) []byte {
 
 func sampleLines(t testing.TB, name string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedAudit, name))
+	return readLines(t, filepath.Join(sharedAudit, name))
+}
+
+// readLines returns the file's lines that are not blank.
+func readLines(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,11 +476,32 @@ func TestMemoryStaysBounded(t *testing.T) {
 }
 
 // TestRealFluentBit runs tail -> k8s_audit -> stdout (json_lines) in a real Fluent Bit
-// with the plugins file that make writes, and checks the enriched records.
+// with the plugins file that make writes, and checks the enriched records: with
+// Time_Source stage, each record's time (json_lines' date) is its stageTimestamp.
 func TestRealFluentBit(t *testing.T) {
 	_, _ = paths(t)
-	sample, _ := filepath.Abs(filepath.Join(sharedAudit, "audit2rbac-demo-v1-relabeled.log"))
-	want := len(sampleLines(t, filepath.Base(sample)))
+	// Events with both timestamps, stageTimestamp later than requestReceivedTimestamp.
+	sample, _ := filepath.Abs("../conf/sample-audit.log")
+	stages := map[string]time.Time{}
+	differ := 0
+	for _, l := range readLines(t, sample) {
+		var ev struct {
+			AuditID  string    `json:"auditID"`
+			Received time.Time `json:"requestReceivedTimestamp"`
+			Stage    time.Time `json:"stageTimestamp"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.AuditID == "" || ev.Stage.IsZero() {
+			t.Fatalf("sample line without auditID or stageTimestamp (%v): %s", err, l)
+		}
+		stages[ev.AuditID] = ev.Stage
+		if ev.Stage.Sub(ev.Received) > time.Millisecond {
+			differ++
+		}
+	}
+	if differ < len(stages)/2 {
+		t.Fatalf("only %d of %d sample events have a stage time apart from the received time", differ, len(stages))
+	}
+	want := len(stages)
 	cfg := tailConfig(t, sample, "    Alias        audit_e2e\n    Time_Source  stage\n")
 	run := runFluentBit(t, "", cfg, want)
 	got := run.records(t)
@@ -486,8 +514,19 @@ func TestRealFluentBit(t *testing.T) {
 		if m["auditID"] == nil || m["user_type"] == nil {
 			t.Fatalf("record %d not enriched: %v", i, m)
 		}
-		if _, ok := m["date"].(float64); !ok {
+		date, ok := m["date"].(float64)
+		if !ok {
 			t.Fatalf("record %d has no date: %v", i, m)
+		}
+		id, _ := m["auditID"].(string)
+		stage, ok := stages[id]
+		if !ok {
+			t.Fatalf("record %d: auditID %q is not the sample's", i, id)
+		}
+		delete(stages, id) // each once
+		// json_lines prints the time as seconds with 6 decimals.
+		if d := date - float64(stage.UnixMicro())/1e6; d > 1e-6 || d < -1e-6 {
+			t.Errorf("record %d (%s): date %.6f, want stageTimestamp %s (%.6f)", i, id, date, stage.Format(time.RFC3339Nano), float64(stage.UnixMicro())/1e6)
 		}
 		if m["log"] != nil {
 			t.Fatalf("record %d kept the raw log", i)
