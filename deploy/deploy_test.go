@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -520,6 +521,168 @@ func TestRBAC(t *testing.T) {
 	} {
 		if out := canI(t, c, append(args, as)...); out != "no" {
 			t.Errorf("kubectl auth can-i %s: %s", strings.Join(args, " "), out)
+		}
+	}
+
+	// What k8s_events really asks for, not a list of what it should: the input as the
+	// ConfigMap configures it (leader election on), in build/flb-testhost, with a
+	// token of the ServiceAccount.
+	t.Run("k8s_events with the ServiceAccount's token", func(t *testing.T) { runInputAsServiceAccount(t, c, docs) })
+}
+
+// runInputAsServiceAccount runs the ConfigMap's k8s_events stanza in `flb-testhost
+// input` (build/kubetrail.so, loaded as Fluent Bit loads it) with a token of the
+// ServiceAccount and the DaemonSet's environment, only the paths and the API server
+// changed. With the RBAC of deploy/ it must list and watch Events (one comes out),
+// take the Lease, store the checkpoint ConfigMap, and release the Lease on SIGTERM,
+// all without a 403.
+func runInputAsServiceAccount(t *testing.T, c *testcluster.Cluster, docs []doc) {
+	root, _ := filepath.Abs("..")
+	host, lib := filepath.Join(root, "build", "flb-testhost"), filepath.Join(root, "build", "kubetrail.so")
+	for _, p := range []string{host, lib} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s is missing: run make first", p)
+		}
+	}
+	api := func(method, path string, body any, want ...int) (int, map[string]any) {
+		t.Helper()
+		var b []byte
+		if body != nil {
+			var err error
+			if b, err = json.Marshal(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		status, resp, err := c.Do(method, path, b, c.AdminToken)
+		if err != nil || (len(want) > 0 && !slices.Contains(want, status)) {
+			t.Fatalf("%s %s: %d %v, want %v\n%s", method, path, status, err, want, resp)
+		}
+		var out map[string]any
+		_ = json.Unmarshal(resp, &out)
+		return status, out
+	}
+	_, tr := api(http.MethodPost, "/api/v1/namespaces/"+namespace+"/serviceaccounts/"+saName+"/token",
+		map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": map[string]any{"expirationSeconds": 3600}},
+		http.StatusCreated)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(str(tr, "status.token")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The DaemonSet's environment.
+	var ds appsv1.DaemonSet
+	decode(t, find(t, docs, "DaemonSet", "kubetrail"), &ds)
+	const podName, nodeName = "kubetrail-rbac01", "cp-1"
+	var env []string
+	vals := map[string]string{}
+	for _, e := range ds.Spec.Template.Spec.Containers[0].Env {
+		v := e.Value
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			v = map[string]string{"metadata.name": podName, "metadata.namespace": namespace, "spec.nodeName": nodeName}[e.ValueFrom.FieldRef.FieldPath]
+		}
+		env = append(env, e.Name+"="+v)
+		vals[e.Name] = v
+	}
+
+	// The ConfigMap's k8s_events properties, ${VAR} expanded as Fluent Bit does.
+	cfgRoot, _, _ := fluentBitConfig(t, docs)
+	ev := plugin(get(get(cfgRoot, "pipeline"), "inputs"), "k8s_events")
+	if ev == nil {
+		t.Fatal("no k8s_events input in the ConfigMap")
+	}
+	all, _ := props(t, ev)
+	own, unknown := fluentbit.PluginProperties("input", all, conf.EventsProperties)
+	if len(unknown) != 0 {
+		t.Fatalf("k8s_events properties unknown: %q", unknown)
+	}
+	if own["leader_election"] != "on" {
+		t.Fatalf("the ConfigMap's k8s_events has leader_election %q, want on", own["leader_election"])
+	}
+	for k, v := range own {
+		own[k] = os.Expand(v, func(name string) string { return vals[name] })
+	}
+	for k, v := range map[string]string{
+		"db":              filepath.Join(dir, "k8s-events.db"),
+		"kube_url":        c.URL,
+		"kube_ca_file":    c.CAFile,
+		"kube_token_file": tokenFile,
+		// Soon, so that the test sees a stored checkpoint.
+		"checkpoint_interval": "1s",
+	} {
+		own[k] = v
+	}
+	args := []string{"input", "-l", lib, "--out", filepath.Join(dir, "out.jsonl"), "--interval-ms", "200"}
+	for k, v := range own {
+		args = append(args, "-p", k+"="+v)
+	}
+	logPath := filepath.Join(dir, "host.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(host, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	exited := false
+	defer func() {
+		if !exited {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("flb-testhost input log:\n%s", b)
+		}
+	}()
+
+	// An Event, created now: listed or watched as the ServiceAccount.
+	now := time.Now().UTC().Format(time.RFC3339)
+	api(http.MethodPost, "/api/v1/namespaces/default/events", map[string]any{
+		"metadata":       map[string]any{"name": "kubetrail-rbac-e2e"},
+		"involvedObject": map[string]any{"kind": "Pod", "name": "p", "namespace": "default"},
+		"reason":         "RBACE2E", "message": "from TestRBAC", "type": "Normal",
+		"firstTimestamp": now, "lastTimestamp": now, "count": 1,
+	}, http.StatusCreated)
+	waitFor(t, "the Event in the input's output", 60*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+		return bytes.Contains(b, []byte(`"name":"kubetrail-rbac-e2e"`))
+	})
+	leasePath := "/apis/coordination.k8s.io/v1/namespaces/" + namespace + "/leases/" + leaseName
+	waitFor(t, "the Lease held by the pod", 30*time.Second, func() bool {
+		st, lease := api(http.MethodGet, leasePath, nil)
+		return st == http.StatusOK && str(lease, "spec.holderIdentity") == podName
+	})
+	waitFor(t, "the checkpoint ConfigMap stored by the pod", 30*time.Second, func() bool {
+		st, cp := api(http.MethodGet, "/api/v1/namespaces/"+namespace+"/configmaps/"+checkpointName, nil)
+		return st == http.StatusOK && str(cp, "data.leader") == podName && str(cp, "data.checkpoint") != ""
+	})
+	// SIGTERM: the last checkpoint stored and the Lease released, with the same RBAC.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		exited = true
+		if err != nil {
+			t.Errorf("flb-testhost input: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("flb-testhost input did not exit 30s after SIGTERM")
+	}
+	if _, lease := api(http.MethodGet, leasePath, nil, http.StatusOK); str(lease, "spec.holderIdentity") != "" {
+		t.Errorf("after SIGTERM the Lease is still held by %q", str(lease, "spec.holderIdentity"))
+	}
+	b, _ := os.ReadFile(logPath)
+	for _, bad := range []string{"forbidden", "[error]", "[ warn]"} {
+		if bytes.Contains(bytes.ToLower(b), []byte(bad)) {
+			t.Errorf("the input's log says %q", bad)
 		}
 	}
 }
