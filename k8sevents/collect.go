@@ -37,8 +37,11 @@ func newBackoff() wait.Backoff {
 // API server ends each WATCH after kube_watch_timeout and the next one continues from
 // there, without a LIST. Only 410 Gone (that resourceVersion was compacted away) forces
 // a re-list, after which dedup drops what was already emitted.
-func (in *Input) collect(ctx context.Context, rv string) {
-	silent := rv == "" && !in.cfg.EmitExisting && in.firstStart()
+//
+// mayBeFirst is false when another instance may have collected before (a leadership
+// term with a ConfigMap): then emit_existing off never applies.
+func (in *Input) collect(ctx context.Context, rv string, mayBeFirst bool) {
+	silent := rv == "" && !in.cfg.EmitExisting && mayBeFirst && in.firstStart()
 	// A LIST that was not committed whole: the same snapshot again (the versions it
 	// held may have changed since; a fresh LIST would only see the newest), then the
 	// watch from it.
@@ -392,6 +395,7 @@ func (in *Input) handle(ctx context.Context, obj *fastjson.Value, silent bool, r
 		in.stats.expired.Add(1)
 		return progress()
 	}
+	in.waitForCommits(ctx)
 	fresh, err := in.reserve(key)
 	if err != nil {
 		// Unknown whether it was emitted: emitting risks a repeat, skipping a loss.

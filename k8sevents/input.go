@@ -53,9 +53,11 @@ type Input struct {
 
 	// seen holds the keys queued or handed to Fluent Bit but not committed yet, and
 	// keys whose commit failed (database unwritable), so that no re-list emits them
-	// twice while the store does not have them.
+	// twice while the store does not have them. failed are the latter, committed
+	// again with the next batch.
 	seenMu sync.Mutex
 	seen   map[state.Key]struct{}
+	failed []state.Key
 
 	committed atomic.Pointer[string] // last committed resume point (resourceVersion)
 	// gen numbers the streams of resourceVersions: a new LIST or leadership term
@@ -170,7 +172,7 @@ func (in *Input) run(ctx context.Context) {
 		in.runElected(ctx)
 		return
 	}
-	in.collect(ctx, in.localCheckpoint())
+	in.collect(ctx, in.localCheckpoint(), true)
 }
 
 // connect makes the API clients, retrying with backoff until it can or ctx ends:
@@ -304,9 +306,14 @@ func (in *Input) Collect() *Batch {
 	return b
 }
 
+// maxFailed bounds the Events kept in memory while the database fails commits
+// (~100 B each): past it the collector stops reading until a commit succeeds.
+const maxFailed = 100_000
+
 // Commit records that Fluent Bit holds b: its Events are marked emitted and the
 // checkpoint advances. On a database error the Events stay known in memory (no
-// repeats in this run; a restart may repeat them) and the error is logged.
+// repeats in this run; a restart may repeat them), are committed again with the next
+// batch, and the error is logged once, its recovery once.
 func (in *Input) Commit(b *Batch) {
 	if b == nil {
 		return
@@ -316,19 +323,59 @@ func (in *Input) Commit(b *Batch) {
 	if current {
 		cp = in.formatCheckpoint(b.rv)
 	}
-	err := in.store.Commit(b.keys, cp, time.Now())
+	in.seenMu.Lock()
+	keys := b.keys
+	if len(in.failed) > 0 {
+		keys = append(in.failed, b.keys...)
+	}
+	in.seenMu.Unlock()
+	err := in.store.Commit(keys, cp, time.Now())
 	in.stats.emitted.Add(uint64(b.records))
 	if err != nil {
 		in.stats.dbErrors.Add(1)
-		in.status.set("db", fmt.Errorf("committing %d Events: %w (kept in memory: a restart may repeat them)", len(b.keys), err))
+		in.seenMu.Lock()
+		in.failed = keys
+		in.seenMu.Unlock()
+		in.status.set("db", fmt.Errorf("db: committing Events: %w (kept in memory and committed again with the next batch: a restart may repeat them)", err))
 		return
 	}
 	in.status.set("db", nil)
-	in.release(b.keys)
+	in.seenMu.Lock()
+	in.failed = nil
+	in.seenMu.Unlock()
+	in.release(keys)
 	if current {
 		rv := b.rv
 		in.committed.Store(&rv)
 	}
+}
+
+// waitForCommits holds the collector while the database has failed commits for more
+// than maxFailed Events, so that memory stays bounded; the Events wait in the API
+// server (an hour) and the watch resumes where it stopped.
+func (in *Input) waitForCommits(ctx context.Context) {
+	for {
+		in.seenMu.Lock()
+		n := len(in.failed)
+		in.seenMu.Unlock()
+		if n < maxFailed || ctx.Err() != nil {
+			return
+		}
+		in.status.set("db", fmt.Errorf("db: %d Events could not be committed: not reading more Events until the database recovers", n))
+		sleep(ctx, time.Second)
+	}
+}
+
+// dropQueued forgets what is queued (a leadership term ended): those Events were not
+// handed to Fluent Bit, and the next leader sends them.
+func (in *Input) dropQueued() {
+	var keys []state.Key
+	for _, it := range in.q.drain() {
+		if it.key.UID != "" {
+			keys = append(keys, it.key)
+		}
+	}
+	in.release(keys)
 }
 
 // put queues it as part of the current stream.

@@ -99,3 +99,16 @@ func (q *queue) len() (int, int) {
 	defer q.mu.Unlock()
 	return len(q.items), q.bytes
 }
+
+// drain removes and returns everything queued.
+func (q *queue) drain() []item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.items
+	q.items, q.bytes = nil, 0
+	select {
+	case q.space <- struct{}{}:
+	default:
+	}
+	return out
+}
