@@ -39,10 +39,10 @@ func chaosEnv(name string, def int) int {
 }
 
 // chaosRunner starts one Fluent Bit-like process running k8s_events with props,
-// writing records to out.
+// writing records to out: run id of instance inst (whose storage its runs share).
 type chaosRunner struct {
 	name  string
-	start func(t *testing.T, dir, id string, props []string, out string) *chaosProc
+	start func(t *testing.T, dir, inst, id string, props []string, out string) *chaosProc
 }
 
 type chaosProc struct {
@@ -106,7 +106,7 @@ func testhostRunner(threaded bool) chaosRunner {
 	if !threaded {
 		name += "/threaded-off"
 	}
-	return chaosRunner{name: name, start: func(t *testing.T, dir, id string, props []string, out string) *chaosProc {
+	return chaosRunner{name: name, start: func(t *testing.T, dir, _, id string, props []string, out string) *chaosProc {
 		host, lib := inputPaths(t)
 		args := []string{"input", "-l", lib, "--out", out} // the callback every 1 s, as Fluent Bit
 		if !threaded {
@@ -126,7 +126,7 @@ func fluentBitRunner(bin string, threaded bool) chaosRunner {
 	if !threaded {
 		name += "/threaded-off"
 	}
-	return chaosRunner{name: name, start: func(t *testing.T, dir, id string, props []string, out string) *chaosProc {
+	return chaosRunner{name: name, start: func(t *testing.T, dir, inst, id string, props []string, out string) *chaosProc {
 		_, lib := inputPaths(t)
 		var in strings.Builder
 		for _, p := range props {
@@ -153,7 +153,7 @@ func fluentBitRunner(bin string, threaded bool) chaosRunner {
     path   %s
     file   %s
     format plain
-`, filepath.Join(dir, id+".storage"), in.String(), filepath.Dir(out), filepath.Base(out))
+`, filepath.Join(dir, inst+".storage"), in.String(), filepath.Dir(out), filepath.Base(out))
 		cfgPath := filepath.Join(dir, id+".conf")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
@@ -375,14 +375,14 @@ func chaosKills(t *testing.T, r chaosRunner, kills, rate int, seed uint64) {
 	defer s.stop()
 	began := time.Now()
 	for i := 0; i < kills; i++ {
-		p := r.start(t, e.dir, fmt.Sprintf("run%02d", i), props, out)
+		p := r.start(t, e.dir, "node", fmt.Sprintf("run%02d", i), props, out)
 		grown(t, p, out, fileSize(out), inputWait)
 		// anywhere in the next two callback periods: before, during and after appends,
 		// drains and commits
 		time.Sleep(time.Duration(rnd.Int64N(int64(2500 * time.Millisecond))))
 		p.kill()
 	}
-	final := r.start(t, e.dir, "final", props, out)
+	final := r.start(t, e.dir, "node", "final", props, out)
 	time.Sleep(3 * time.Second)
 	s.stop()
 	res := e.waitAll(t, inputWait, out)
@@ -393,6 +393,20 @@ func chaosKills(t *testing.T, r chaosRunner, kills, rate int, seed uint64) {
 		r.name, kills, time.Since(began).Round(time.Second), res.acked, res.lost, res.repeated, res.broken, s.errs)
 	if res.lost > 0 {
 		t.Errorf("%d of %d acknowledged Event versions never reached the output", res.lost, res.acked)
+		keepChaos(t, e.dir)
+	}
+}
+
+// keepChaos copies a failed run's folder (logs, configurations, databases, outputs)
+// to $KUBETRAIL_CHAOS_KEEP.
+func keepChaos(t *testing.T, dir string) {
+	if to := os.Getenv("KUBETRAIL_CHAOS_KEEP"); to != "" {
+		to = filepath.Join(to, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := exec.Command("cp", "-a", dir, to).Run(); err != nil {
+			t.Logf("keeping %s: %v", dir, err)
+		} else {
+			t.Logf("kept in %s", to)
+		}
 	}
 }
 
@@ -419,7 +433,7 @@ func chaosLeader(t *testing.T, r chaosRunner, kills, rate int, seed uint64) {
 		run++
 		n := run
 		mu.Unlock()
-		procs[i] = r.start(t, e.dir, fmt.Sprintf("%s-%02d", id[i], n), props(i), outs[i])
+		procs[i] = r.start(t, e.dir, id[i], fmt.Sprintf("%s-%02d", id[i], n), props(i), outs[i])
 	}
 	start(0)
 	start(1)
@@ -468,5 +482,6 @@ func chaosLeader(t *testing.T, r chaosRunner, kills, rate int, seed uint64) {
 		r.name, kills, time.Since(began).Round(time.Second), res.acked, res.lost, res.repeated, res.broken, s.errs)
 	if res.lost > 0 {
 		t.Errorf("%d of %d acknowledged Event versions never reached an output", res.lost, res.acked)
+		keepChaos(t, e.dir)
 	}
 }
