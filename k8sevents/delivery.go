@@ -47,8 +47,10 @@ const (
 	// "could not enqueue records into the ring buffer": append_to_ring_buffer); the
 	// batch is handed to Fluent Bit again. An append that succeeded on its last try
 	// returns after ~900 ms. Input processors run before the append, so a slow one
-	// looks the same: a batch is handed over again once at most.
+	// looks the same: a batch is handed over again maxHandovers times at most (a
+	// ring full for ~10 s: the engine stalled that long).
 	DroppedAfter = 950 * time.Millisecond
+	maxHandovers = 10
 )
 
 // pending is a ring-buffered batch waiting for its commit.
@@ -145,11 +147,10 @@ func (in *Input) Appended(b *Batch, latency time.Duration) (again bool) {
 		in.Commit(b)
 		return false
 	}
-	if latency >= DroppedAfter && !b.again {
-		// Once: an append that is slow again (input processors, a starved thread)
-		// is taken as slow, not dropped, so that a slow pipeline is not fed every
-		// batch twice.
-		b.again = true
+	if latency >= DroppedAfter && b.handovers < maxHandovers {
+		// Bounded: appends that stay this slow (input processors, a starved thread)
+		// are at last taken as slow, not dropped, so that the input never stalls.
+		b.handovers++
 		in.stats.redelivered.Add(1)
 		in.log.Warnf("Fluent Bit took %s to append %d Events: its ring buffer was full and the records were probably dropped (\"could not enqueue records into the ring buffer\"); handing them over again", latency.Round(time.Millisecond), b.records)
 		return true

@@ -75,13 +75,13 @@ type Input struct {
 
 // Batch is what one callback hands to Fluent Bit.
 type Batch struct {
-	recs    [][]byte // encoded events, in order
-	size    int
-	keys    []state.Key
-	rv      string
-	gen     uint64 // rv's stream
-	records int
-	again   bool // handed to Fluent Bit a second time (see Appended)
+	recs      [][]byte // encoded events, in order
+	size      int
+	keys      []state.Key
+	rv        string
+	gen       uint64 // rv's stream
+	records   int
+	handovers int // times handed to Fluent Bit again (see Appended)
 }
 
 // Size is the length of the batch as concatenated events.

@@ -134,3 +134,54 @@ func TestInputThreadedOff(t *testing.T) {
 		}
 	}
 }
+
+// TestInputBackPressure: Fluent Bit pauses the input (the engine stops draining its
+// ring, then FLBPluginInputPause) and later resumes it; with a ring of one slot and the
+// engine busy for 3 s the ring is full, the append gives up after ten tries ("could not
+// enqueue records into the ring buffer") and the batch is gone from Fluent Bit. Nothing
+// may be lost; with threaded off, whose pause is synchronous, nothing repeated either
+// (a clean stop included).
+func TestInputBackPressure(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		props     []string
+		flags     []string
+		noRepeats bool
+		wantDrop  bool
+	}{
+		{"threaded pause", nil, []string{"--pause-at-ms", "4000", "--pause-ms", "3000"}, false, false},
+		{"threaded full ring", []string{"thread.ring_buffer.capacity=1"}, []string{"--stall-at-ms", "4000", "--stall-ms", "3000"}, false, true},
+		{"threaded off pause", []string{"threaded=off"}, []string{"--pause-at-ms", "4000", "--pause-ms", "3000"}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEvCluster(t)
+			out := filepath.Join(e.dir, "out.jsonl")
+			props := append(e.props(e.tokenFile, filepath.Join(e.dir, "events.db")), tc.props...)
+			s := e.startStreamer("bp", 30)
+			defer s.stop()
+			h := startInputArgs(t, "host", out, filepath.Join(e.dir, "host.log"), props, tc.flags)
+			time.Sleep(9 * time.Second) // past the pause or stall
+			s.stop()
+			res := e.waitAll(t, inputWait, out)
+			time.Sleep(2 * time.Second)
+			h.term()
+			res = e.tally(t, out)
+			log := h.log()
+			t.Logf("%s: %d versions acknowledged, %d lost, %d repeated", tc.name, res.acked, res.lost, res.repeated)
+			if res.lost > 0 {
+				t.Errorf("%d of %d versions lost", res.lost, res.acked)
+			}
+			if tc.noRepeats && res.repeated > 0 {
+				t.Errorf("%d versions repeated", res.repeated)
+			}
+			if tc.wantDrop {
+				if !strings.Contains(log, "could not enqueue records into the ring buffer") {
+					t.Fatalf("the ring never filled: the test proves nothing\n%s", log)
+				}
+				if !strings.Contains(log, "handing them over again") {
+					t.Errorf("the plugin did not hand the dropped batch over again")
+				}
+			}
+		})
+	}
+}

@@ -590,9 +590,10 @@ func TestInputWithoutCtxCallbacks(t *testing.T) {
 	}
 }
 
-// TestInputLeaderElection runs two hosts sharing a Lease: only the leader emits; after
-// its SIGTERM the other takes over from the checkpoint in the ConfigMap, repeating at
-// most what the leader emitted within one checkpoint interval.
+// TestInputLeaderElection runs two hosts sharing a Lease: only the leader emits, and
+// stores its checkpoint in the ConfigMap every checkpoint_interval; after its SIGKILL
+// the other takes over from that checkpoint, repeating at most what the leader handed
+// over within one checkpoint interval and the commit delay.
 func TestInputLeaderElection(t *testing.T) {
 	began := time.Now()
 	e := newEvCluster(t)
@@ -637,12 +638,28 @@ func TestInputLeaderElection(t *testing.T) {
 	// Failover while Events keep coming.
 	cr := e.startCreator("le-stream", 20*time.Millisecond, 5000)
 	defer cr.stop(t)
-	time.Sleep(3 * time.Second)
+	// The leader stores its checkpoint every checkpoint_interval while it leads (not
+	// only when it stops): the ConfigMap changes at least three times in 5 s.
+	seen := map[string]bool{}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if cm, err := e.request(http.MethodGet, "/api/v1/namespaces/default/configmaps/kubetrail-k8s-events-checkpoint", nil); err == nil {
+			if data, ok := cm["data"].(map[string]any); ok {
+				if cp, _ := data["checkpoint"].(string); cp != "" {
+					seen[cp] = true
+				}
+			}
+		}
+	}
+	if len(seen) < 3 {
+		t.Errorf("the checkpoint ConfigMap held %d distinct checkpoints over 5 s of leading with checkpoint_interval=1s, want at least 3", len(seen))
+	}
 	if recs, _ := readOut(t, standby.out); len(recs) != 0 {
 		t.Fatalf("the standby %s emitted %d records while %s led", standby.name, len(recs), leader.name)
 	}
+	// SIGKILL: no last checkpoint at exit, the next leader resumes from the periodic one.
 	termAt := time.Now()
-	leader.term()
+	_ = leader.cmd.Process.Kill()
+	leader.code(inputWait)
 	waitUntil(t, "the standby to take over", inputWait, func() (bool, string) {
 		return standby.logHas(standby.name + " is now the leader"), "no takeover line"
 	})
@@ -681,18 +698,20 @@ func TestInputLeaderElection(t *testing.T) {
 	}
 	sort.Slice(dups, func(i, j int) bool { return dups[i].Before(dups[j]) })
 	// The new leader resumes from the last checkpoint the old one stored: it repeats
-	// at most what the old one emitted during one checkpoint interval (plus a
-	// callback period and the time to store it).
-	bound := e.createdSince(termAt.Add(-checkpointInterval-2*time.Second), termAt)
+	// at most what the old one handed to Fluent Bit in one checkpoint interval plus
+	// the commit delay of a threaded input (k8sevents.CommitDelay, 2 s), a callback
+	// period and the time to store it.
+	window := checkpointInterval + 4*time.Second
+	bound := e.createdSince(termAt.Add(-window), termAt)
 	if len(dups) > bound {
-		t.Errorf("%d versions emitted by both hosts, more than the %d created in the checkpoint interval (+2s) before the SIGTERM", len(dups), bound)
+		t.Errorf("%d versions emitted by both hosts, more than the %d created in the %v before the SIGKILL", len(dups), bound, window)
 	}
 	for _, at := range dups {
-		if at.Before(termAt.Add(-checkpointInterval - 2*time.Second)) {
-			t.Errorf("a version created %v before the leader's SIGTERM was emitted by both hosts", termAt.Sub(at).Round(time.Millisecond))
+		if at.Before(termAt.Add(-window)) {
+			t.Errorf("a version created %v before the leader's SIGKILL was emitted by both hosts", termAt.Sub(at).Round(time.Millisecond))
 		}
 	}
-	t.Logf("failover: %s led (%d records), %s took over %v after its SIGTERM (%d records); %d versions created, %d duplicates (bound %d); %v in all",
+	t.Logf("failover: %s led (%d records), %s took over %v after its SIGKILL (%d records); %d versions created, %d duplicates (bound %d); %v in all",
 		leader.name, len(ra), standby.name, tookOver.Round(time.Millisecond), len(rb), len(want), len(dups), bound, time.Since(began).Round(time.Second))
 }
 
@@ -727,9 +746,17 @@ func TestInputForbidden(t *testing.T) {
 	if n := h.term(); n != 0 {
 		t.Errorf("%d records", n)
 	}
-	// Retries repeat the same error: logged once, not once per retry.
+	// Retries repeat the same error: logged once, not once per retry (the exit line
+	// counts the retries: at least two, or the check proves nothing).
+	m := regexp.MustCompile(`stopped: .*api_errors=(\d+)`).FindStringSubmatch(h.log())
+	if m == nil {
+		t.Fatalf("no stopped line with api_errors:\n%s", h.log())
+	}
+	if retries, _ := strconv.Atoi(m[1]); retries < 2 {
+		t.Fatalf("api_errors=%d: fewer than two failed LISTs in 3 s, nothing shows the error is logged once", retries)
+	}
 	if n := strings.Count(h.log(), "list events: forbidden"); n != 1 {
-		t.Logf("the forbidden error was logged %d times", n)
+		t.Errorf("the forbidden error was logged %d times over %s retries, want once", n, m[1])
 	}
 	if strings.Contains(h.log(), e.c.JaneToken) {
 		t.Errorf("the token's content is in the log")
