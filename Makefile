@@ -8,6 +8,7 @@
 #                   tests, fuzzing
 #   make bench      Go benchmarks and flb-testhost bench
 #   make bench-events  k8s_events against a real apiserver: sync time/RSS, requests per hour
+#   make chaos      k8s_events under kill -9 and leader kills: versions lost and repeated
 #   make bench-audit   kubetrail audit over a generated ~1 GB log, one core: MB/s, peak RSS
 #   make clean
 
@@ -40,7 +41,7 @@ BENCH_REQUESTRESPONSE ?= enrich/testdata/requestresponse.log
 BENCH_SECONDS         ?= 5
 BENCH_SAMPLE          ?= ../shared/testdata/audit/audit2rbac-demo-v1-relabeled.log
 
-.PHONY: all setup demo test check-lib fuzz bench bench-events bench-audit clean
+.PHONY: all setup demo test check-lib fuzz bench bench-events bench-audit chaos clean
 
 all: $(LIB) $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST) $(KUBETRAIL)
 
@@ -123,6 +124,19 @@ bench: all
 		echo "== flb-testhost bench $$f"; \
 		$(TESTHOST) bench -l $(FILTER_LINK) --seconds $(BENCH_SECONDS) $$f; \
 	done
+
+# k8s_events under kill -9 and leader kills (testhost/chaos_test.go): CHAOS_KILLS random
+# SIGKILLs of one instance and CHAOS_LEADER_KILLS of the leader of two, while Events are
+# created and updated at CHAOS_RATE versions/s against the real apiserver, through
+# flb-testhost (threaded and threaded off) and, when FLUENT_BIT names one, a real Fluent
+# Bit with filesystem storage. Prints versions acknowledged, lost, repeated. (make test
+# runs a short version: 6 and 2.)
+CHAOS_KILLS        ?= 50
+CHAOS_LEADER_KILLS ?= 10
+CHAOS_RATE         ?= 30
+chaos: all $(APISERVER_DEP)
+	KUBETRAIL_CHAOS_KILLS=$(CHAOS_KILLS) KUBETRAIL_CHAOS_LEADER_KILLS=$(CHAOS_LEADER_KILLS) \
+		KUBETRAIL_CHAOS_RATE=$(CHAOS_RATE) $(GO) test -count=1 -v -timeout 3h -run TestChaos ./testhost/
 
 # k8s_events against a real apiserver: the first sync of SYNC_EVENTS existing Events
 # (time, peak RSS), then LIST/WATCH requests over STEADY at steady state, next to a real
