@@ -85,6 +85,12 @@ type Record struct {
 	Fields []byte
 	// Count is the number of key/value pairs in Fields.
 	Count int
+	// ID identifies the audit event and stage the record is: auditID, stage and
+	// stageTimestamp (v1beta1 without one: timestamp), as written, in one unambiguous
+	// encoding. Two records have equal IDs exactly when those three values are equal;
+	// the k8s_audit filter's dedup hashes it. Empty on a batch item that is not an
+	// audit event (Err set). Valid until the Worker's next call.
+	ID []byte
 	// Summary gives the record's main values without decoding Fields; set when
 	// Options.Summary or Options.SummaryOnly asks for it.
 	Summary Summary

@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"strconv"
 	"strings"
@@ -20,7 +21,7 @@ func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 	keys := len(w.keys)
 	if w.e.opts.SummaryOnly {
 		w.spans = append(w.spans, span{start: start, end: start, keys: [2]int{keys, keys}})
-		w.records = append(w.records, Record{Time: d.time, Summary: w.summary(t, d)})
+		w.records = append(w.records, Record{Time: d.time, ID: w.eventID(t), Summary: w.summary(t, d)})
 		return
 	}
 	dk := w.e.opts.DerivedKey
@@ -47,11 +48,29 @@ func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
 		w.buf.b = append(w.buf.b, w.dbuf.b...)
 	}
 	w.spans = append(w.spans, span{start: start, end: len(w.buf.b), keys: [2]int{keys, len(w.keys)}})
-	r := Record{Time: d.time}
+	r := Record{Time: d.time, ID: w.eventID(t)}
 	if w.e.opts.Summary {
 		r.Summary = w.summary(t, d)
 	}
 	w.records = append(w.records, r)
+}
+
+// eventID writes Record.ID into the call's string store: auditID and stage, each
+// after its length as a uvarint, then stageTimestamp (v1beta1 without one: timestamp),
+// as written in the event. Equal IDs mean the same three values.
+func (w *Worker) eventID(t *top) []byte {
+	ts := t.stageTS
+	if ts == nil {
+		ts = t.legacyTS
+	}
+	start := len(w.strs)
+	b := binary.AppendUvarint(w.strs, uint64(len(t.auditID)))
+	b = append(b, t.auditID...)
+	b = binary.AppendUvarint(b, uint64(len(t.stage)))
+	b = append(b, t.stage...)
+	b = append(b, ts...)
+	w.strs = b
+	return b[start:len(b):len(b)]
 }
 
 // isDerivedName reports whether k is the name of a derived field. Audit fields are
