@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/kubetrail/kubetrail/auditfilter/dedup"
 	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/enrich"
 	"github.com/kubetrail/kubetrail/flbchunk"
@@ -50,11 +51,13 @@ type Stats struct {
 	DecodeErrors uint64
 	// Panics counts records whose processing panicked (passed through unchanged).
 	Panics uint64
+	// Duplicates counts audit events left out by dedup: already emitted.
+	Duplicates uint64
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("chunks=%d records_in=%d records_out=%d dropped=%d not_audit=%d skipped=%d decode_errors=%d panics=%d",
-		s.Chunks, s.RecordsIn, s.RecordsOut, s.Dropped, s.NotAudit, s.Skipped, s.DecodeErrors, s.Panics)
+	return fmt.Sprintf("chunks=%d records_in=%d records_out=%d dropped=%d not_audit=%d skipped=%d decode_errors=%d panics=%d duplicates=%d",
+		s.Chunks, s.RecordsIn, s.RecordsOut, s.Dropped, s.NotAudit, s.Skipped, s.DecodeErrors, s.Panics, s.Duplicates)
 }
 
 // maxPooledBuffer is the largest output buffer kept for reuse; bigger ones (a huge
@@ -67,8 +70,11 @@ type Filter struct {
 	enr  *enrich.Enricher
 	log  Logger
 	pool sync.Pool // *Output
+	// dedup, when on, remembers the events emitted (nil: off).
+	dedup     *dedup.Set
+	closeOnce sync.Once
 
-	chunks, in, out, dropped, notAudit, skipped, decodeErrs, panics atomic.Uint64
+	chunks, in, out, dropped, notAudit, skipped, decodeErrs, panics, dups atomic.Uint64
 }
 
 // New creates a filter instance from its validated configuration.
@@ -82,6 +88,14 @@ func New(cfg conf.Audit, log Logger) (*Filter, error) {
 	}
 	f := &Filter{cfg: cfg, enr: enr, log: log}
 	f.pool.New = func() any { return &Output{f: f} }
+	if cfg.Dedup {
+		if f.dedup, err = dedup.Open(dedup.Options{MaxEntries: cfg.DedupMaxEntries, Path: cfg.DedupFile, Log: log}); err != nil {
+			return nil, err
+		}
+		if cfg.DedupFile == "" {
+			log.Warnf("dedup without dedup_file: the events emitted are remembered in memory only, a restart emits again those read again")
+		}
+	}
 	return f, nil
 }
 
@@ -161,7 +175,7 @@ func (f *Filter) Process(chunk []byte) (*Output, bool) {
 
 // counts are one call's statistics, added to the Filter's once at the end.
 type counts struct {
-	in, out, dropped, notAudit, skipped, panics uint64
+	in, out, dropped, notAudit, skipped, panics, dups uint64
 }
 
 func (c *counts) add(f *Filter) {
@@ -171,6 +185,7 @@ func (c *counts) add(f *Filter) {
 	f.notAudit.Add(c.notAudit)
 	f.skipped.Add(c.skipped)
 	f.panics.Add(c.panics)
+	f.dups.Add(c.dups)
 }
 
 // event handles one record. On a panic (a bug in enrich) the record passes through
@@ -230,6 +245,10 @@ func (f *Filter) event(w *enrich.Worker, o *Output, ev *flbchunk.Event, st *coun
 	st.dropped += uint64(res.Dropped)
 	for i := range res.Records {
 		rec := &res.Records[i]
+		if f.dedup != nil && rec.Err == nil && len(rec.ID) > 0 && f.dedup.Add(rec.ID) {
+			st.dups++ // emitted before: a file read again, a webhook batch re-sent
+			continue
+		}
 		t := ev.Time
 		if !rec.Time.IsZero() {
 			if rt := (flbchunk.Time{Sec: rec.Time.Sec, Nsec: rec.Time.Nsec}); rt.Valid() {
@@ -270,8 +289,16 @@ func (f *Filter) event(w *enrich.Worker, o *Output, ev *flbchunk.Event, st *coun
 // before it is processed: a test makes it panic to reach the per-record recover.
 var testHook func(body []byte)
 
-// Close returns the instance's statistics. The Filter must not be used after.
+// Close writes the dedup state and returns the instance's statistics. The Filter must
+// not be used after.
 func (f *Filter) Close() Stats {
+	f.closeOnce.Do(func() {
+		if f.dedup != nil {
+			if err := f.dedup.Close(); err != nil {
+				f.log.Errorf("dedup_file %s: %v: a restart may emit again events read again", f.cfg.DedupFile, err)
+			}
+		}
+	})
 	return f.Stats()
 }
 
@@ -286,5 +313,6 @@ func (f *Filter) Stats() Stats {
 		Skipped:      f.skipped.Load(),
 		DecodeErrors: f.decodeErrs.Load(),
 		Panics:       f.panics.Load(),
+		Duplicates:   f.dups.Load(),
 	}
 }

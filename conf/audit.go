@@ -18,4 +18,12 @@ type Audit struct {
 	AddParseError bool
 	// Enrich holds the enrichment settings.
 	Enrich enrich.Options
+	// Dedup drops an audit event's record when a record of the same (auditID, stage,
+	// stageTimestamp) was already emitted: in_tail reading a rotated file again, the
+	// apiserver re-sending a webhook batch. Records that are not audit events never.
+	Dedup bool
+	// DedupFile keeps the dedup state across restarts ("": memory only).
+	DedupFile string
+	// DedupMaxEntries is how many events dedup remembers.
+	DedupMaxEntries int
 }

@@ -36,7 +36,13 @@ var AuditProperties = []Property{
 	{"drop_managed_fields", "on", "remove metadata.managedFields from request/response objects"},
 	{"keep", "", "keep only the events matching these rules (see the rule syntax)"},
 	{"drop", "", "drop the events matching these rules (applied after keep)"},
+	{"dedup", "off", "emit each audit event once: drop a record whose (auditID, stage, stageTimestamp) was already emitted"},
+	{"dedup_file", "", "file keeping the dedup state across restarts (empty: in memory only, a restart forgets it)"},
+	{"dedup_max_entries", "1000000", "events dedup remembers, the oldest forgotten first (24 bytes each: 24 MiB for 1000000)"},
 }
+
+// MaxDedupEntries bounds dedup_max_entries (about 2.4 GiB of memory).
+const MaxDedupEntries = 100_000_000
 
 // auditPlugin prefixes every error of ParseAudit.
 const auditPlugin = "k8s_audit"
@@ -64,6 +70,7 @@ func ParseAudit(g Getter) (Audit, error) {
 		{"redact", &a.Enrich.Redact},
 		{"redact_exec_command", &a.Enrich.RedactExecCommand},
 		{"drop_managed_fields", &a.Enrich.DropManagedFields},
+		{"dedup", &a.Dedup},
 	}
 	for _, b := range bools {
 		if *b.dst, err = ParseBool(auditValue(g, b.name)); err != nil {
@@ -91,6 +98,16 @@ func ParseAudit(g Getter) (Audit, error) {
 	if a.Enrich.Drop, err = enrich.ParseRules(auditValue(g, "drop")); err != nil {
 		return fail("drop", err)
 	}
+	a.DedupFile = auditValue(g, "dedup_file")
+	if a.DedupFile != "" && !a.Dedup {
+		return fail("dedup_file", errors.New("set, but dedup is off: add dedup on"))
+	}
+	v = auditValue(g, "dedup_max_entries")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxDedupEntries {
+		return fail("dedup_max_entries", fmt.Errorf("invalid number %q: want an integer from 1 to %d", v, MaxDedupEntries))
+	}
+	a.DedupMaxEntries = n
 	return a, nil
 }
 
@@ -128,6 +145,12 @@ func (a Audit) Effective() []string {
 			v = a.Enrich.Keep.String()
 		case "drop":
 			v = a.Enrich.Drop.String()
+		case "dedup":
+			v = FormatBool(a.Dedup)
+		case "dedup_file":
+			v = a.DedupFile
+		case "dedup_max_entries":
+			v = strconv.Itoa(a.DedupMaxEntries)
 		default:
 			panic("conf: Effective misses property " + p.Name)
 		}

@@ -32,6 +32,7 @@ func TestParseAuditDefaults(t *testing.T) {
 			MaxObjectSize:     64 << 10,
 			DropManagedFields: true,
 		},
+		DedupMaxEntries: 1000000,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -63,6 +64,9 @@ func TestParseAuditAllSet(t *testing.T) {
 		"drop_managed_fields": "no",
 		"keep":                "verb=create,update,patch,delete",
 		"drop":                " stage=RequestReceived; nonresource=/healthz* ",
+		"dedup":               "On",
+		"dedup_file":          " /var/lib/kubetrail/audit-dedup ",
+		"dedup_max_entries":   "2500000",
 	}
 	got, err := ParseAudit(g)
 	if err != nil {
@@ -84,6 +88,9 @@ func TestParseAuditAllSet(t *testing.T) {
 			Keep:              mustRules(t, "verb=create,update,patch,delete"),
 			Drop:              mustRules(t, "stage=RequestReceived; nonresource=/healthz*"),
 		},
+		Dedup:           true,
+		DedupFile:       "/var/lib/kubetrail/audit-dedup",
+		DedupMaxEntries: 2500000,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("all set:\n got %+v\nwant %+v", got, want)
@@ -143,6 +150,12 @@ func TestParseAuditErrors(t *testing.T) {
 		{"max_object_size", "1 k", `invalid size "1 k": unknown unit " k"`},
 		{"keep", "verb", `k8s_audit: property "keep": rule "verb": "verb": missing '='`},
 		{"drop", "foo=bar", `k8s_audit: property "drop": rule "foo=bar": unknown field "foo"`},
+		{"dedup", "sometimes", `k8s_audit: property "dedup": invalid boolean "sometimes"`},
+		{"dedup_file", "/tmp/x", `k8s_audit: property "dedup_file": set, but dedup is off: add dedup on`},
+		{"dedup_max_entries", "0", `k8s_audit: property "dedup_max_entries": invalid number "0": want an integer from 1 to 100000000`},
+		{"dedup_max_entries", "1m", `property "dedup_max_entries": invalid number "1m"`},
+		{"dedup_max_entries", "-5", `invalid number "-5"`},
+		{"dedup_max_entries", "100000001", `invalid number "100000001"`},
 	}
 	for _, tt := range tests {
 		a, err := ParseAudit(MapGetter{tt.name: tt.value})
@@ -245,7 +258,9 @@ func TestAuditEffective(t *testing.T) {
 			"redact_paths":    "requestObject.spec.password,responseObject.data.*",
 			"max_object_size": "1000", "drop_managed_fields": "off",
 			"keep": "verb=create,update user=!system:*", "drop": "stage=RequestReceived;code=4*",
+			"dedup": "on", "dedup_file": "/state/audit dedup", "dedup_max_entries": "42",
 		},
+		{"dedup": "yes"},
 		{"max_object_size": "0", "time_source": "stage"},
 	} {
 		a, err := ParseAudit(in)
@@ -282,6 +297,7 @@ func TestAuditEffective(t *testing.T) {
 		"key=log", "reserve_data=on", "preserve_key=off", "add_parse_error=off", `derived_key=""`,
 		"time_source=request_received", "redact=on", "redact_exec_command=off", `redact_paths=""`,
 		"max_object_size=64k", "drop_managed_fields=on", `keep=""`, `drop=""`,
+		"dedup=off", `dedup_file=""`, "dedup_max_entries=1000000",
 	}
 	if got := a.Effective(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Effective of defaults = %q, want %q", got, want)

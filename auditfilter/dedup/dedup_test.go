@@ -31,7 +31,9 @@ func (l *testLog) all() string {
 	return strings.Join(l.msgs, "\n")
 }
 
-func id(i int) []byte { return []byte(fmt.Sprintf("\x24%08d-0000-4000-8000-000000000000\x10ResponseComplete2026-01-02T03:04:05.%06dZ", i, i%1000000)) }
+func id(i int) []byte {
+	return []byte(fmt.Sprintf("\x24%08d-0000-4000-8000-000000000000\x10ResponseComplete2026-01-02T03:04:05.%06dZ", i, i%1000000))
+}
 
 func open(t testing.TB, o Options) *Set {
 	t.Helper()
