@@ -2,11 +2,8 @@ package k8sevents
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/state"
 )
 
@@ -15,24 +12,7 @@ import (
 // does not emit them again; the failure is counted and logged. (No API server: the
 // collector keeps retrying an unreachable one in the background.)
 func TestCommitFailureKeepsDedup(t *testing.T) {
-	dir := t.TempDir()
-	tok := filepath.Join(dir, "token")
-	if err := os.WriteFile(tok, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := conf.ParseEvents(conf.MapGetter{
-		"kube_url": "https://127.0.0.1:1", "kube_tls_verify": "off", "kube_token_file": tok,
-		"db": filepath.Join(dir, "events.db"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &testLogger{t: t}
-	in, err := New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	in, _, log := deliveryInput(t, Synchronous)
 
 	k := state.Key{UID: "u1", ResourceVersion: "7"}
 	if fresh, err := in.reserve(k); err != nil || !fresh {

@@ -13,7 +13,7 @@ import (
 
 // deliveryInput is an Input whose collector retries an unreachable API server in the
 // background, with a clock the test moves: the tests queue items by hand.
-func deliveryInput(t *testing.T, mode Delivery) (*Input, *time.Time) {
+func deliveryInput(t *testing.T, mode Delivery) (*Input, *time.Time, *testLogger) {
 	t.Helper()
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "token")
@@ -27,14 +27,15 @@ func deliveryInput(t *testing.T, mode Delivery) (*Input, *time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := New(cfg, &testLogger{t: t}, WithDelivery(mode))
+	log := &testLogger{t: t}
+	in, err := New(cfg, log, WithDelivery(mode))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	in.delivery.now = func() time.Time { return now }
-	return in, &now
+	return in, &now, log
 }
 
 // queued puts one Event (uid u, resourceVersion rv) or, with u empty, a progress marker.
@@ -63,7 +64,7 @@ func emitted(t *testing.T, in *Input, u, rv string) bool {
 }
 
 func TestSynchronousCommitsAtCleanup(t *testing.T) {
-	in, _ := deliveryInput(t, Synchronous)
+	in, _, _ := deliveryInput(t, Synchronous)
 	queued(t, in, "a", "10")
 	b := in.Collect()
 	if again := in.Appended(b, 5*time.Second); again {
@@ -78,7 +79,7 @@ func TestSynchronousCommitsAtCleanup(t *testing.T) {
 // after its cleanup, never while paused or within CommitDelay of a resume, never at
 // exit; progress behind it waits for it.
 func TestRingBufferCommitsLate(t *testing.T) {
-	in, now := deliveryInput(t, RingBuffer)
+	in, now, _ := deliveryInput(t, RingBuffer)
 	queued(t, in, "a", "10")
 	b := in.Collect()
 	if in.Appended(b, 10*time.Millisecond) {
@@ -121,7 +122,7 @@ func TestRingBufferCommitsLate(t *testing.T) {
 // TestRingBufferFullHandsOverAgain: an append that took DroppedAfter or longer was
 // dropped by a full ring: handed over again, up to maxHandovers times, then held.
 func TestRingBufferFullHandsOverAgain(t *testing.T) {
-	in, now := deliveryInput(t, RingBuffer)
+	in, now, _ := deliveryInput(t, RingBuffer)
 	queued(t, in, "a", "10")
 	b := in.Collect()
 	for i := 0; i < maxHandovers; i++ {
@@ -145,7 +146,7 @@ func TestRingBufferFullHandsOverAgain(t *testing.T) {
 // TestNewStreamKeepsCheckpoint: a batch of an earlier stream (before a LIST or a new
 // leadership term) marks its Events emitted but does not move the checkpoint back.
 func TestNewStreamKeepsCheckpoint(t *testing.T) {
-	in, _ := deliveryInput(t, Synchronous)
+	in, _, _ := deliveryInput(t, Synchronous)
 	queued(t, in, "a", "10")
 	old := in.Collect()
 	in.startList("50", false)
