@@ -442,3 +442,38 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ls)), "ns/record")
 }
+
+// BenchmarkProcessWide is one map record (in_tail with a JSON parser, in_http) with n
+// keys in requestObject, or n keys at its top level (kept by reserve_data): the time
+// per key must not grow with n. Reproduce: go test ./auditfilter -run '^$' -bench Wide
+func BenchmarkProcessWide(b *testing.B) {
+	for _, where := range []string{"requestObject", "top"} {
+		for _, n := range []int{1000, 4000, 16000, 64000} {
+			b.Run(fmt.Sprintf("%s/%d", where, n), func(b *testing.B) {
+				ev := map[string]any{"kind": "Event", "auditID": "wide", "stage": "ResponseComplete", "verb": "create",
+					"requestURI": "/api/v1/namespaces/default/configmaps"}
+				wide := ev
+				if where == "requestObject" {
+					wide = map[string]any{}
+					ev["requestObject"] = wide
+				}
+				for i := 0; i < n; i++ {
+					wide[fmt.Sprintf("key-%07d", i)] = "v"
+				}
+				chunk := v2(b, et(1, 0), map[string]any{}, ev)
+				cfg := baseCfg()
+				f, _ := newFilter(b, cfg)
+				b.SetBytes(int64(len(chunk)))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					o, mod := f.Process(chunk)
+					if !mod {
+						b.Fatal("not processed")
+					}
+					o.Release()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+			})
+		}
+	}
+}

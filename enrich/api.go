@@ -97,8 +97,10 @@ type Record struct {
 	// Err is set on a batch item that is not an audit event: the record holds the item
 	// as it was, with a parse_error field, and Summary is empty.
 	Err error
-	// keys lists the top-level keys written, for HasKey.
-	keys []string
+	// keys lists the top-level keys written, for HasKey; keySet indexes them when
+	// there are many.
+	keys   []string
+	keySet map[string]struct{}
 	// errAt is, when Err is set, where the parse_error pair starts in Fields.
 	errAt int
 }
@@ -115,8 +117,19 @@ func (r *Record) ItemFields() ([]byte, int) {
 
 // HasKey reports whether the record already has a top-level field with this name, so
 // that a caller adding fields of its own (the input record's other keys) avoids
-// duplicate keys.
+// duplicate keys. A caller asks once per key of the input record, so for a record of
+// many keys a set is built at the first call (a scan each time would be quadratic).
 func (r *Record) HasKey(k string) bool {
+	if len(r.keys) > hasKeyScan {
+		if r.keySet == nil {
+			r.keySet = make(map[string]struct{}, len(r.keys))
+			for _, have := range r.keys {
+				r.keySet[have] = struct{}{}
+			}
+		}
+		_, ok := r.keySet[k]
+		return ok
+	}
 	for _, have := range r.keys {
 		if have == k {
 			return true
@@ -124,6 +137,9 @@ func (r *Record) HasKey(k string) bool {
 	}
 	return false
 }
+
+// hasKeyScan is the most keys HasKey scans; above, it builds a set.
+const hasKeyScan = 32
 
 // Result is what one input produced.
 type Result struct {

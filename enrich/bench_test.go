@@ -106,3 +106,41 @@ func bytesOf(c byte, n int) []byte {
 	}
 	return b
 }
+
+// BenchmarkMapWide is a map record whose requestObject has n keys (a ConfigMap with
+// many entries, or a crafted record): the time per key must not grow with n.
+// Reproduce: go test ./enrich -run '^$' -bench MapWide
+func BenchmarkMapWide(b *testing.B) {
+	for _, n := range []int{1000, 4000, 16000, 64000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			packed := wideMapRecord(b, n)
+			e, _ := New(Options{})
+			w := e.NewWorker()
+			b.SetBytes(int64(len(packed)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if res := w.Map(packed); res.Err != nil || len(res.Records) != 1 {
+					b.Fatal(res.Err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+		})
+	}
+}
+
+// wideMapRecord is an audit event as a msgpack map whose requestObject.data has n keys.
+func wideMapRecord(t testing.TB, n int) []byte {
+	data := make(map[string]any, n)
+	for i := 0; i < n; i++ {
+		data[fmt.Sprintf("key-%07d", i)] = "v"
+	}
+	p, err := msgpack.Marshal(map[string]any{
+		"kind": "Event", "auditID": "wide", "stage": "ResponseComplete", "verb": "create",
+		"requestURI":    "/api/v1/namespaces/default/configmaps",
+		"requestObject": map[string]any{"kind": "ConfigMap", "data": data},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

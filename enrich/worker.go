@@ -66,8 +66,15 @@ type Worker struct {
 	inners []*fastjson.Parser
 	ann    fastjson.Parser // JSON inside annotation values
 	arena  fastjson.Arena  // values we create: markers, trees decoded from msgpack
-	dec    *msgpack.Decoder
-	rd     bytes.Reader
+	// Maps of more than wideMap entries decoded from msgpack (wideObject, fillWide).
+	wideP     fastjson.Parser
+	wideSkel  []byte
+	wideVals  []*fastjson.Value
+	widePairs []widePair
+	wideObjs  []wideObj
+	wideSeen  map[string]int
+	dec       *msgpack.Decoder
+	rd        bytes.Reader
 
 	buf  outBuf // record fields of every record of this call
 	dbuf outBuf // derived fields of the record being built
@@ -125,6 +132,11 @@ func (w *Worker) reset() {
 	w.keys = w.keys[:0]
 	w.strs = w.strs[:0]
 	w.arena.Reset()
+	if len(w.wideVals)+len(w.widePairs) > 0 {
+		clear(w.wideVals)
+		clear(w.widePairs)
+	}
+	w.wideVals, w.widePairs, w.wideObjs, w.wideSkel = w.wideVals[:0], w.widePairs[:0], w.wideObjs[:0], w.wideSkel[:0]
 	w.badNum = false
 	w.copyKeys = false
 }
@@ -209,6 +221,9 @@ func (w *Worker) Map(m []byte) Result {
 	w.rd.Reset(m)
 	w.dec.Reset(&w.rd)
 	v, err := w.fromMsgpack(0)
+	if err == nil {
+		err = w.fillWide()
+	}
 	if err != nil {
 		return w.finish(Result{Err: fmt.Errorf("undecodable msgpack record: %w", err)})
 	}
