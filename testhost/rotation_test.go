@@ -23,8 +23,9 @@ package testhost_test
 //     scan read_newly_discovered_files_from_head makes read_from_head true).
 //
 // The test asserts those two facts (so that a Fluent Bit release that changes them is
-// noticed) and that no setting outputs an event that was never written; it logs the
-// numbers of every setting.
+// noticed), that no setting outputs an event that was never written, and that the glob
+// with k8s_audit's dedup (dedup_file next to tail's db; the setting of deploy/) neither
+// loses nor repeats an event; it logs the numbers of every setting.
 
 import (
 	"bufio"
@@ -72,6 +73,13 @@ var rotationSettings = []tailSetting{
 	{name: "glob-stat", props: [][2]string{{"Path", "{dir}/audit*.log"}, {"Read_from_Head", "on"}, {"Refresh_Interval", "10"}, {"Rotate_Wait", "10"}, {"Inotify_Watcher", "false"}}},
 	// ... with the file name on each record (it does not change what is read).
 	{name: "glob-pathkey", props: [][2]string{{"Path", "{dir}/audit*.log"}, {"Read_from_Head", "on"}, {"Refresh_Interval", "10"}, {"Rotate_Wait", "10"}, {"Path_Key", "audit_file"}}},
+	// The glob with k8s_audit's dedup, its state in a file next to tail's db: what
+	// tail reads again is left out, across the restart too.
+	{name: "glob-dedup", props: [][2]string{{"Path", "{dir}/audit*.log"}, {"Read_from_Head", "on"}, {"Refresh_Interval", "10"}, {"Rotate_Wait", "10"}},
+		filter: [][2]string{{"dedup", "on"}, {"dedup_file", "{state}/glob-dedup.dedup"}}},
+	// ... as deploy/configmap.yaml has it (rotate_wait one year).
+	{name: "glob-keep-dedup", props: [][2]string{{"Path", "{dir}/audit*.log"}, {"Read_from_Head", "on"}, {"Refresh_Interval", "10"}, {"Rotate_Wait", "31536000"}},
+		filter: [][2]string{{"dedup", "on"}, {"dedup_file", "{state}/glob-keep-dedup.dedup"}}},
 }
 
 // rotationConfig writes the classic configuration: one tail, one k8s_audit filter and
@@ -347,6 +355,17 @@ func TestTailRotation(t *testing.T) {
 	}
 	if r := results["glob"]; r.repeated == 0 {
 		t.Errorf("glob: nothing repeated after rotations: has in_tail changed? %s", r)
+	}
+	// What deploy/ relies on: the glob with dedup neither loses nor repeats.
+	for _, name := range []string{"glob-dedup", "glob-keep-dedup"} {
+		if r := results[name]; r.lost != 0 || r.repeated != 0 {
+			t.Errorf("%s: %d lost, %d repeated, want none", name, r.lost, r.repeated)
+		}
+	}
+	for _, l := range strings.Split(log1+log2, "\n") {
+		if strings.Contains(l, "duplicates=") {
+			t.Logf("Fluent Bit: %s", l)
+		}
 	}
 }
 
