@@ -496,7 +496,11 @@ func TestExampleConfigsInTestHost(t *testing.T) {
 					args := []string{"filter", "-l", lib}
 					for _, k := range s.Keys {
 						if lk := strings.ToLower(k); lk != "name" && lk != "match" && lk != "match_regex" {
-							args = append(args, "-p", lk+"="+s.Props[lk])
+							v := s.Props[lk]
+							if lk == "dedup_file" {
+								v = filepath.Join(t.TempDir(), "audit-dedup") // the node's state path
+							}
+							args = append(args, "-p", lk+"="+v)
 						}
 					}
 					cmd := exec.Command(host, append(args, log)...)
@@ -720,6 +724,11 @@ func TestExampleEventConfigsInRealFluentBit(t *testing.T) {
 			for _, s := range c.plugins("tail") {
 				s.set("path", filepath.Join(repo, "conf/sample-audit.log"))
 				s.set("db", filepath.Join(dir, "tail.db"))
+			}
+			for _, s := range c.plugins("k8s_audit") {
+				if _, ok := s.Props["dedup_file"]; ok {
+					s.set("dedup_file", filepath.Join(dir, "audit-dedup"))
+				}
 			}
 			receiver := (*fluentbit.Process)(nil)
 			if fw := c.plugins("forward"); len(fw) > 0 {
