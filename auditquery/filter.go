@@ -126,7 +126,6 @@ func New(s Spec) (*Filter, error) {
 	return f, nil
 }
 
-
 // Match reports whether a record passes every filter. groups is scratch space for
 // user.groups (pass the slice returned last time to avoid allocating); it returns it.
 func (f *Filter) Match(s *enrich.Summary, groups [][]byte) (bool, [][]byte) {
