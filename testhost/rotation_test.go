@@ -274,7 +274,7 @@ func TestTailRotation(t *testing.T) {
 	waitRotations := func(what string, n int) {
 		t.Helper()
 		start := rotations(t, logDir)
-		pollUntil(t, what, 3*time.Minute, func() (bool, string) {
+		waitUntil(t, what, 3*time.Minute, func() (bool, string) {
 			if t.Failed() {
 				t.FailNow()
 			}
@@ -313,7 +313,7 @@ func TestTailRotation(t *testing.T) {
 		return strings.Join(s, ",")
 	}
 	prev, since := sizes(), time.Now()
-	pollUntil(t, "the outputs to settle", 3*time.Minute, func() (bool, string) {
+	waitUntil(t, "the outputs to settle", 3*time.Minute, func() (bool, string) {
 		if fb.Exited() {
 			t.Fatalf("Fluent Bit exited")
 		}
@@ -366,22 +366,5 @@ func TestTailRotation(t *testing.T) {
 		if strings.Contains(l, "duplicates=") {
 			t.Logf("Fluent Bit: %s", l)
 		}
-	}
-}
-
-// pollUntil calls cond every 100 ms until it returns true; it fails the test after
-// timeout, with the state cond last described.
-func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, state)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

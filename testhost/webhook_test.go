@@ -530,7 +530,7 @@ func TestWebhookBatches(t *testing.T) {
 
 	// Every event the audit log has now, in a delivered batch.
 	want := auditLogLines(t, c.AuditLog)
-	pollUntil(t, "the audit log's events in webhook batches", 2*time.Minute, func() (bool, string) {
+	waitUntil(t, "the audit log's events in webhook batches", 2*time.Minute, func() (bool, string) {
 		_, items, _ := tee.delivered(t)
 		n := 0
 		for k := range want {
@@ -649,7 +649,7 @@ func TestWebhookTLS(t *testing.T) {
 	}
 	fb := fluentbit.Start(t, bin, dir, cfg)
 	url := func(i int) string { return "https://127.0.0.1:" + strconv.Itoa(ports[i]) + "/" }
-	pollUntil(t, "Fluent Bit listening", 20*time.Second, func() (bool, string) {
+	waitUntil(t, "Fluent Bit listening", 20*time.Second, func() (bool, string) {
 		if fb.Exited() {
 			_, log := fb.Snapshot()
 			t.Fatalf("Fluent Bit exited:\n%s", log)
@@ -757,7 +757,7 @@ func TestWebhookExamplesInRealFluentBit(t *testing.T) {
 			c.service().set("grace", "1")
 			fb := fluentbit.Start(t, bin, repo, c.write(t, t.TempDir()))
 			var st int
-			pollUntil(t, "the http input to take the batch", 20*time.Second, func() (bool, string) {
+			waitUntil(t, "the http input to take the batch", 20*time.Second, func() (bool, string) {
 				if fb.Exited() {
 					t.Fatalf("Fluent Bit exited")
 				}
@@ -772,7 +772,7 @@ func TestWebhookExamplesInRealFluentBit(t *testing.T) {
 			if st != http.StatusCreated {
 				t.Fatalf("status %d", st)
 			}
-			pollUntil(t, "the records", 20*time.Second, func() (bool, string) {
+			waitUntil(t, "the records", 20*time.Second, func() (bool, string) {
 				recs, _ := fb.Snapshot()
 				return len(recs) >= want, fmt.Sprintf("%d records", len(recs))
 			})
