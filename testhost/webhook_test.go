@@ -341,7 +341,9 @@ func (b *batchTee) lostBatch(t *testing.T) map[string]bool {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var list struct{ Items []struct{ AuditID, Stage string } }
+	var list struct {
+		Items []struct{ AuditID, Stage string }
+	}
 	if err := json.Unmarshal(b.lost, &list); err != nil {
 		t.Fatalf("the batch whose answer was lost: %v", err)
 	}
