@@ -7,7 +7,7 @@
 #       -v /var/lib/kubetrail:/var/lib/kubetrail kubetrail       (inside a cluster: deploy/)
 #
 # No container engine runs where this project is developed: this file is checked
-# statically (deploy/dockerfile_test.go), and what its steps run is what CI runs.
+# statically (test/deploy/dockerfile_test.go), and what its steps run is what CI runs.
 #
 # Pinned by tag. To pin by digest as well (recommended for production), read the
 # digests where a registry is reachable and append them, e.g.
@@ -45,7 +45,7 @@ FROM ${FLUENT_BIT_IMAGE} AS image
 # second name would load a second Go runtime into Fluent Bit.
 COPY --from=build /out/plugins/ /fluent-bit/plugins/
 COPY --from=build /out/plugins.conf /fluent-bit/etc/plugins.conf
-COPY conf/image.yaml /fluent-bit/etc/kubetrail.yaml
+COPY conf/examples/image.yaml /fluent-bit/etc/kubetrail.yaml
 
 # --- check: the image has no shell, so its layer is checked from the build image:
 # the link survived the COPY and points at the library.

@@ -29,11 +29,11 @@ KUBETRAIL    := $(BUILD)/kubetrail
 
 GO_SOURCES := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './build/*') \
               $(wildcard plugin/*.c plugin/*.h) go.mod go.sum
-TESTHOST_SOURCES := $(wildcard testhost/*.c testhost/*.h)
+TESTHOST_SOURCES := $(wildcard test/testhost/*.c test/testhost/*.h)
 
 # Packages without cgo: race-tested and fuzzed. plugin/ is the cgo main package;
-# testhost/ drives the built artefacts.
-PURE_PKGS = $(shell $(GO) list ./... | grep -v -e '/plugin$$' -e '/testhost$$')
+# test/testhost/ drives the built artefacts.
+PURE_PKGS = $(shell $(GO) list ./... | grep -v -e '/plugin$$' -e '/test/testhost$$')
 
 # flb-testhost bench corpora (audit log files, one event per line).
 BENCH_METADATA        ?= enrich/testdata/apiserver-metadata.log enrich/testdata/metadata.log
@@ -66,7 +66,7 @@ $(PLUGINS_CONF): Makefile
 	@mkdir -p $(BUILD)
 	printf '[PLUGINS]\n    Path %s\n    Path %s\n' '$(abspath $(LIB))' '$(abspath $(FILTER_LINK))' > $@
 
-# The real kube-apiserver and etcd that internal/testcluster's tests need
+# The real kube-apiserver and etcd that test/testcluster's tests need
 # (test/k8s/apiserver.mk: `make apiserver`, ~10 min cold, into build/k8s).
 -include test/k8s/apiserver.mk
 APISERVER_DEP := $(if $(wildcard test/k8s/apiserver.mk),apiserver)
@@ -82,21 +82,25 @@ setup:
 	$(GO) mod download
 	cd test/k8s && $(GO) mod download
 
-DEMO_LOG ?= conf/sample-audit.log
+DEMO_LOG ?= conf/examples/sample-audit.log
 demo: all
 	$(TESTHOST) filter -l $(FILTER_LINK) $(DEMO_LOG)
 
 $(TESTHOST): $(TESTHOST_SOURCES)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(MSGPACK_CFLAGS) -o $@ \
-		testhost/flb-testhost.c testhost/host.c testhost/input.c testhost/mpjson.c \
+		test/testhost/flb-testhost.c test/testhost/host.c test/testhost/input.c test/testhost/mpjson.c \
 		-rdynamic -ldl -lpthread $(MSGPACK_LIBS) -lm
 
+# What the tests need is built above, so a test that would skip for want of it (on a
+# fresh clone, `go test ./...` skips them with a line saying what to run) fails here
+# instead (test/repo).
+test: export KUBETRAIL_REQUIRE_ARTEFACTS = 1
 test: all check-lib $(APISERVER_DEP)
 	$(GO) vet ./...
 	$(GO) test -race $(PURE_PKGS)
 	$(GO) test ./plugin/
-	$(GO) test -count=1 ./testhost/
+	$(GO) test -count=1 ./test/testhost/
 	$(MAKE) --no-print-directory fuzz
 
 # What the library needs from the system that loads it: glibc <= 2.36 (the
@@ -114,7 +118,7 @@ fuzz:
 	done
 
 bench: all
-	$(GO) test -run '^$$' -bench . -benchmem ./enrich ./flbchunk ./auditfilter
+	$(GO) test -run '^$$' -bench . -benchmem ./enrich ./plugin/flbchunk ./plugin/k8saudit
 	@set -e; files="$(BENCH_METADATA) $(BENCH_REQUESTRESPONSE)"; \
 	if [ -z "$$(echo $$files)" ]; then \
 		echo "== no BENCH_METADATA / BENCH_REQUESTRESPONSE corpus given: flb-testhost bench on $(BENCH_SAMPLE)"; \
@@ -125,7 +129,7 @@ bench: all
 		$(TESTHOST) bench -l $(FILTER_LINK) --seconds $(BENCH_SECONDS) $$f; \
 	done
 
-# k8s_events under kill -9 and leader kills (testhost/chaos_test.go): CHAOS_KILLS random
+# k8s_events under kill -9 and leader kills (test/testhost/chaos_test.go): CHAOS_KILLS random
 # SIGKILLs of one instance and CHAOS_LEADER_KILLS of the leader of two, while Events are
 # created and updated at CHAOS_RATE versions/s against the real apiserver, through
 # flb-testhost (threaded and threaded off) and, when FLUENT_BIT names one, a real Fluent
@@ -136,7 +140,7 @@ CHAOS_LEADER_KILLS ?= 10
 CHAOS_RATE         ?= 30
 chaos: all $(APISERVER_DEP)
 	KUBETRAIL_CHAOS_KILLS=$(CHAOS_KILLS) KUBETRAIL_CHAOS_LEADER_KILLS=$(CHAOS_LEADER_KILLS) \
-		KUBETRAIL_CHAOS_RATE=$(CHAOS_RATE) $(GO) test -count=1 -v -timeout 3h -run TestChaos ./testhost/
+		KUBETRAIL_CHAOS_RATE=$(CHAOS_RATE) $(GO) test -count=1 -v -timeout 3h -run TestChaos ./test/testhost/
 
 # k8s_events against a real apiserver: the first sync of SYNC_EVENTS existing Events
 # (time, peak RSS), then LIST/WATCH requests over STEADY at steady state, next to a real
@@ -145,9 +149,9 @@ SYNC_EVENTS ?= 10000,100000
 STEADY      ?= 1h
 bench-events: all $(APISERVER_DEP)
 	KUBETRAIL_SYNC_EVENTS=$(SYNC_EVENTS) KUBETRAIL_STEADY=$(STEADY) \
-		$(GO) test -count=1 -v -timeout 3h -run "TestSyncExistingEvents|TestSteadyStateRequests" ./testhost/
+		$(GO) test -count=1 -v -timeout 3h -run "TestSyncExistingEvents|TestSteadyStateRequests" ./test/testhost/
 
-# kubetrail audit over BENCH_AUDIT_SIZE of generated audit log (internal/auditgen: an
+# kubetrail audit over BENCH_AUDIT_SIZE of generated audit log (test/auditgen: an
 # hour of a busy cluster's Metadata-level events), plain and gzip, on one core
 # (GOMAXPROCS=1, taskset -c 0): elapsed time, MB/s of uncompressed log and peak RSS
 # (/usr/bin/time) per output, the median of BENCH_AUDIT_RUNS runs. The log is kept

@@ -3,7 +3,7 @@ package conf
 import (
 	"time"
 
-	"github.com/kubetrail/kubetrail/rules"
+	"github.com/kubetrail/kubetrail/enrich/rules"
 )
 
 // Event APIs the k8s_events input can read. Both serve the same objects (same uid and

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubetrail/kubetrail/rules"
+	"github.com/kubetrail/kubetrail/enrich/rules"
 )
 
 // Service-account files of a pod (also in_kubernetes_events' defaults).

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubetrail/kubetrail/rules"
+	"github.com/kubetrail/kubetrail/enrich/rules"
 )
 
 func mustEventRules(t *testing.T, s string) rules.Set {

@@ -3,7 +3,7 @@
 // service account, node, impersonation), what it touched, why it was allowed or denied,
 // where it came from and how it ended.
 //
-// It is pure Go and knows nothing of cgo: the Fluent Bit filter (package auditfilter)
+// It is pure Go and knows nothing of cgo: the Fluent Bit filter (package k8saudit)
 // and the offline tools call it. Input is the audit event as JSON text (a log line or a
 // webhook body) or as an already decoded msgpack map; output is msgpack key/value pairs
 // that the caller places into a Fluent Bit record.

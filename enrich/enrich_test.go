@@ -14,10 +14,9 @@ import (
 
 	"github.com/valyala/fastjson"
 	"github.com/vmihailenco/msgpack/v5"
-)
 
-// sharedAudit is the folder of audit records written by real apiservers.
-const sharedAudit = "../../shared/testdata/audit"
+	"github.com/kubetrail/kubetrail/test/repo"
+)
 
 func defaults() Options {
 	return Options{Redact: true, DropManagedFields: true, MaxObjectSize: 64 << 10}
@@ -150,9 +149,9 @@ func normalize(v any) any {
 }
 
 func TestSharedTestdataEveryLine(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(sharedAudit, "*"))
+	files, _ := filepath.Glob(filepath.Join(repo.SharedAudit(t), "*"))
 	if len(files) == 0 {
-		t.Fatalf("no test data in %s", sharedAudit)
+		t.Fatalf("no test data in %s", repo.SharedAudit(t))
 	}
 	e, _ := New(defaults())
 	w := e.NewWorker()
@@ -186,7 +185,7 @@ func TestSharedTestdataEveryLine(t *testing.T) {
 }
 
 func TestDerivedFromRealApiserverLines(t *testing.T) {
-	el := lines(t, filepath.Join(sharedAudit, "elastic-test-audit.log"))
+	el := lines(t, filepath.Join(repo.SharedAudit(t), "elastic-test-audit.log"))
 	expect(t, one(t, defaults(), el[0]), map[string]any{
 		"duration_ms": 3.3, "outcome": "success", "authz_decision": "allow", "authz_reason": "",
 		"user_type": "system", "effective_user": "system:serviceaccounts:default:default",
@@ -204,7 +203,7 @@ func TestDerivedFromRealApiserverLines(t *testing.T) {
 	})
 
 	// audit2rbac: v1beta1 fields under a v1 label, impersonation, 403s, no stage times.
-	ar := lines(t, filepath.Join(sharedAudit, "audit2rbac-demo-v1-relabeled.log"))
+	ar := lines(t, filepath.Join(repo.SharedAudit(t), "audit2rbac-demo-v1-relabeled.log"))
 	recs, res := enrichText(t, defaults(), ar[0])
 	if res.Err != nil {
 		t.Fatal(res.Err)
@@ -217,7 +216,7 @@ func TestDerivedFromRealApiserverLines(t *testing.T) {
 		t.Errorf("v1beta1 record time = %s, want the event's timestamp", got)
 	}
 
-	anon := lines(t, filepath.Join(sharedAudit, "falco-anonymous_creates_namespace_foo.json"))
+	anon := lines(t, filepath.Join(repo.SharedAudit(t), "falco-anonymous_creates_namespace_foo.json"))
 	expect(t, one(t, defaults(), anon[0]), map[string]any{"user_type": "anonymous", "duration_ms": 5.553})
 }
 
@@ -793,7 +792,7 @@ func TestReprocessedRecordHasNoDuplicateFields(t *testing.T) {
 }
 
 func TestKeepDropRulesThroughWorker(t *testing.T) {
-	sample := lines(t, "../conf/sample-audit.log")
+	sample := lines(t, "../conf/examples/sample-audit.log")
 	run := func(keep, drop string) (kept []map[string]any, dropped int) {
 		o := defaults()
 		var err error

@@ -3,17 +3,18 @@ package enrich
 import (
 	"bytes"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kubetrail/kubetrail/test/repo"
 )
 
 // seedLines are real apiserver lines plus the wrapped and cut forms the parser accepts.
 func seedLines(f testing.TB) []string {
 	var seeds []string
-	files, _ := filepath.Glob(filepath.Join(sharedAudit, "*.*"))
+	files := repo.SharedAuditFiles(f, "*.*")
 	files = append(files, "testdata/metadata.log", "testdata/requestresponse.log")
 	for _, file := range files {
 		if strings.HasSuffix(file, ".md") {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/kubetrail/kubetrail/rules"
+	"github.com/kubetrail/kubetrail/enrich/rules"
 )
 
 // Keep/drop rules over audit events, in the grammar of package rules:

@@ -9,16 +9,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubetrail/kubetrail/test/repo"
 )
 
 // TestSummaryMatchesRecord checks, on every audit record of the shared corpus and the
 // package's own, that Summary says what the encoded record says: the tools that read
 // Summary and the filter's records must never disagree.
 func TestSummaryMatchesRecord(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(sharedAudit, "*"))
+	files := repo.SharedAuditFiles(t, "*")
 	own, _ := filepath.Glob("testdata/*.log")
 	// conf's sample has an exec with command= parameters, which Summary shows redacted.
-	files = append(files, append(own, "../conf/sample-audit.log")...)
+	files = append(files, append(own, "../conf/examples/sample-audit.log")...)
 	opts := defaults()
 	opts.RedactExecCommand = true
 	opts.Summary = true
@@ -203,7 +205,7 @@ func toFloat(v any) (float64, bool) {
 // TestSummaryOnlyWhenAsked: the Fluent Bit filter does not ask for Summary and pays
 // nothing for it; the exec command in the sample is redacted in Summary when it is.
 func TestSummaryOnlyWhenAsked(t *testing.T) {
-	b, err := os.ReadFile("../conf/sample-audit.log")
+	b, err := os.ReadFile("../conf/examples/sample-audit.log")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,15 +8,15 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/kubetrail/kubetrail/auditfilter"
+	"github.com/kubetrail/kubetrail/plugin/k8saudit"
 )
 
-// panicky is a processor whose Process panics, as a bug in package auditfilter outside
+// panicky is a processor whose Process panics, as a bug in package k8saudit outside
 // its per-record recover would.
 type panicky struct{}
 
-func (panicky) Process([]byte) (*auditfilter.Output, bool) { panic("test panic in Process") }
-func (panicky) Close() auditfilter.Stats                   { return auditfilter.Stats{} }
+func (panicky) Process([]byte) (*k8saudit.Output, bool) { panic("test panic in Process") }
+func (panicky) Close() k8saudit.Stats                   { return k8saudit.Stats{} }
 
 // stderrOf runs fn with file descriptor 2 sent to a file (the logger writes there with
 // C's fprintf when the host has no flb_log_print) and returns what was written.

@@ -18,7 +18,7 @@ import (
 	"github.com/fluent/fluent-bit-go/input"
 
 	"github.com/kubetrail/kubetrail/conf"
-	"github.com/kubetrail/kubetrail/k8sevents"
+	"github.com/kubetrail/kubetrail/plugin/k8sevents"
 )
 
 // Fluent Bit's Go-proxy return codes (fluent-bit-go: FLB_ERROR 0, FLB_OK 1).

@@ -1,7 +1,7 @@
 // Command plugin is kubetrail's shared object for Fluent Bit (built with
 // -buildmode=c-shared). This package is the only cgo in the project and stays thin:
 // filter.c holds the native filter's registration structure and callbacks, and the Go
-// exports below adapt them to package auditfilter.
+// exports below adapt them to package k8saudit.
 //
 // Per-instance state lives behind a runtime/cgo.Handle stored as the filter context;
 // nothing is kept in package variables, because a Go library is never unloaded and a
@@ -21,8 +21,8 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/kubetrail/kubetrail/auditfilter"
 	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/plugin/k8saudit"
 )
 
 func main() {}
@@ -33,10 +33,10 @@ const (
 	filterNotouch  = 2
 )
 
-// processor is what an instance needs from package auditfilter.
+// processor is what an instance needs from package k8saudit.
 type processor interface {
-	Process(chunk []byte) (*auditfilter.Output, bool)
-	Close() auditfilter.Stats
+	Process(chunk []byte) (*k8saudit.Output, bool)
+	Close() k8saudit.Stats
 }
 
 type instance struct {
@@ -73,7 +73,7 @@ func ktFilterInit(ins unsafe.Pointer) (rc C.int) {
 		log.Errorf("invalid configuration: %v", err)
 		return -1
 	}
-	f, err := auditfilter.New(cfg, log)
+	f, err := k8saudit.New(cfg, log)
 	if err != nil {
 		log.Errorf("invalid configuration: %v", err)
 		return -1

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kubetrail/kubetrail/auditlog"
-	"github.com/kubetrail/kubetrail/auditquery"
-	"github.com/kubetrail/kubetrail/auditreport"
+	"github.com/kubetrail/kubetrail/cmd/kubetrail/internal/auditlog"
+	"github.com/kubetrail/kubetrail/cmd/kubetrail/internal/auditquery"
+	"github.com/kubetrail/kubetrail/cmd/kubetrail/internal/auditreport"
 	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/enrich"
 )

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubetrail/kubetrail/internal/auditgen"
+	"github.com/kubetrail/kubetrail/test/auditgen"
+	"github.com/kubetrail/kubetrail/test/repo"
 )
 
 // The end-to-end tests run the real kubetrailBin, built once by TestMain.
@@ -59,8 +60,6 @@ func kubetrail(t *testing.T, stdin []byte, args ...string) result {
 	}
 	return result{out.String(), errb.String(), code}
 }
-
-const corpusDir = "../../../shared/testdata/audit"
 
 var enrichFiles = []string{"../../enrich/testdata/apiserver-metadata.log", "../../enrich/testdata/metadata.log", "../../enrich/testdata/requestresponse.log"}
 
@@ -113,11 +112,12 @@ func decodeFiles(t *testing.T, files ...string) (events []ev, others int) {
 }
 
 func corpusFiles(t *testing.T) []string {
-	logs, _ := filepath.Glob(corpusDir + "/*.log")
-	jsons, _ := filepath.Glob(corpusDir + "/*.json")
+	dir := repo.SharedAudit(t)
+	logs, _ := filepath.Glob(dir + "/*.log")
+	jsons, _ := filepath.Glob(dir + "/*.json")
 	files := append(logs, jsons...)
 	if len(files) < 5 {
-		t.Fatalf("shared corpus not found at %s", corpusDir)
+		t.Fatalf("shared corpus not found at %s", dir)
 	}
 	return files
 }
@@ -177,7 +177,7 @@ func TestLineOutputCorpus(t *testing.T) {
 		st, _ := os.Stat(f)
 		size += st.Size()
 	}
-	args := append([]string{"audit", "-f", corpusDir}, enrichFiles...)
+	args := append([]string{"audit", "-f", repo.SharedAudit(t)}, enrichFiles...)
 	r := kubetrail(t, nil, args...)
 	if r.code != exitUnreadable {
 		t.Fatalf("exit %d, want %d (the GKE LogEntry line): %s", r.code, exitUnreadable, r.stderr)
@@ -253,12 +253,7 @@ func TestFiltersEndToEnd(t *testing.T) {
 // test host (make builds both): the same records, byte for byte, but for the
 // timestamp the host prints as "date".
 func TestJSONIsTheFilterOutput(t *testing.T) {
-	host, lib := "../../build/flb-testhost", "../../build/flb-filter_k8s_audit.so"
-	for _, p := range []string{host, lib} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s not built (make): %v", p, err)
-		}
-	}
+	host, lib := repo.Artefact(t, "build/flb-testhost", "make"), repo.Artefact(t, "build/flb-filter_k8s_audit.so", "make")
 	files := append(corpusFiles(t), enrichFiles...)
 	var all []byte
 	for _, f := range files {

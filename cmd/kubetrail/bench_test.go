@@ -6,11 +6,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/kubetrail/kubetrail/auditlog"
-	"github.com/kubetrail/kubetrail/auditquery"
+	"github.com/kubetrail/kubetrail/cmd/kubetrail/internal/auditlog"
+	"github.com/kubetrail/kubetrail/cmd/kubetrail/internal/auditquery"
 	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/enrich"
-	"github.com/kubetrail/kubetrail/internal/auditgen"
+	"github.com/kubetrail/kubetrail/test/auditgen"
 )
 
 // BenchmarkProcess measures the per-line path of kubetrail audit (read, enrich,

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kubetrail/kubetrail/auditlog"
+	"github.com/kubetrail/kubetrail/cmd/kubetrail/internal/auditlog"
 )
 
 // isTerminal reports whether w is a terminal (a character device), where a progress

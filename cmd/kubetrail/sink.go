@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kubetrail/kubetrail/auditreport"
+	"github.com/kubetrail/kubetrail/cmd/kubetrail/internal/auditreport"
 	"github.com/kubetrail/kubetrail/enrich"
 )
 

@@ -1,5 +1,5 @@
 # Builds a real kube-apiserver and etcd from Go modules for the integration
-# tests (internal/testcluster). Paths are relative to the repository root:
+# tests (test/testcluster). Paths are relative to the repository root:
 #
 #   include test/k8s/apiserver.mk        # from the main Makefile
 #   make -f test/k8s/apiserver.mk apiserver   # standalone, from the repo root
@@ -19,7 +19,7 @@
 K8S_MK      := $(lastword $(MAKEFILE_LIST))
 K8S_GO      ?= $(if $(GO),$(GO),go)
 K8S_MOD_DIR ?= test/k8s
-# internal/testcluster looks here (or in $$KUBETRAIL_K8S_BIN).
+# test/testcluster looks here (or in $$KUBETRAIL_K8S_BIN).
 K8S_BIN_DIR ?= build/k8s
 
 K8S_APISERVER := $(K8S_BIN_DIR)/kube-apiserver

@@ -1,5 +1,5 @@
 // Command genaudit writes a realistic kube-apiserver audit log of a given size with
-// internal/auditgen, for `make bench-audit` (kubetrail audit over ~1 GB).
+// test/auditgen, for `make bench-audit` (kubetrail audit over ~1 GB).
 //
 //	go run ./cmd/kubetrail/internal/genaudit -bytes 1g -o build/bench-audit/audit.log
 package main
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kubetrail/kubetrail/conf"
-	"github.com/kubetrail/kubetrail/internal/auditgen"
+	"github.com/kubetrail/kubetrail/test/auditgen"
 )
 
 func main() {
