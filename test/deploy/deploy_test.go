@@ -538,13 +538,7 @@ func TestRBAC(t *testing.T) {
 // take the Lease, store the checkpoint ConfigMap, and release the Lease on SIGTERM,
 // all without a 403.
 func runInputAsServiceAccount(t *testing.T, c *testcluster.Cluster, docs []doc) {
-	root, _ := filepath.Abs("..")
-	host, lib := filepath.Join(root, "build", "flb-testhost"), filepath.Join(root, "build", "kubetrail.so")
-	for _, p := range []string{host, lib} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s is missing: run make first", p)
-		}
-	}
+	host, lib := repo.Artefact(t, "build/flb-testhost", "make"), repo.Artefact(t, "build/kubetrail.so", "make")
 	api := func(method, path string, body any, want ...int) (int, map[string]any) {
 		t.Helper()
 		var b []byte
@@ -1088,11 +1082,9 @@ func TestFluentBitPipeline(t *testing.T) {
 	docs := render(t)
 	needCluster(t)
 	bin := fluentbit.Require(t, "run the ConfigMap's pipeline")
-	root, _ := filepath.Abs("..")
+	root := repo.Path(t)
 	for _, lib := range []string{"kubetrail.so", "flb-filter_k8s_audit.so"} {
-		if _, err := os.Stat(filepath.Join(root, "build", lib)); err != nil {
-			t.Fatalf("build/%s is missing: run make first", lib)
-		}
+		repo.Artefact(t, "build/"+lib, "make")
 	}
 	policy, err := os.ReadFile("audit-policy.yaml")
 	if err != nil {

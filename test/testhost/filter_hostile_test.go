@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubetrail/kubetrail/test/repo"
 	"github.com/kubetrail/kubetrail/test/testcluster"
 )
 
@@ -30,10 +31,7 @@ func hostileEvent(id, extra string) string {
 // once, none carrying its batch, and Fluent Bit alive to the end.
 func TestHostileInputsInRealFluentBit(t *testing.T) {
 	fluentBit(t)
-	pluginsConf, _ := filepath.Abs("../../build/plugins.conf")
-	if _, err := os.Stat(pluginsConf); err != nil {
-		t.Fatalf("%s is missing: run make first", pluginsConf)
-	}
+	pluginsConf := repo.Artefact(t, "build/plugins.conf", "make")
 	klog := `I0102 03:04:05.123456       1 controller.go:615] quota admission added evaluator for: leases`
 	ev := func(id string) string { return hostileEvent(id, "") }
 	mustJSON := func(v any) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kubetrail/kubetrail/test/fluentbit"
+	"github.com/kubetrail/kubetrail/test/repo"
 )
 
 // fluentBit finds a real Fluent Bit (test/fluentbit); without one the test is
@@ -105,10 +106,7 @@ func (r fluentBitRun) records(t *testing.T) []map[string]any {
 // filterProps as extra filter lines, to stdout as json_lines. It returns its path.
 func tailConfig(t *testing.T, file, filterProps string) string {
 	t.Helper()
-	pluginsConf, _ := filepath.Abs("../../build/plugins.conf")
-	if _, err := os.Stat(pluginsConf); err != nil {
-		t.Fatalf("%s is missing: run make first", pluginsConf)
-	}
+	pluginsConf := repo.Artefact(t, "build/plugins.conf", "make")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fluent-bit.conf")
 	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[SERVICE]

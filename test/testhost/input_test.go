@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubetrail/kubetrail/test/repo"
 	"github.com/kubetrail/kubetrail/test/testcluster"
 )
 
@@ -40,17 +41,14 @@ var inputSummary = regexp.MustCompile(`(?m)^testhost input: callbacks=(\d+) batc
 // test fails there).
 func inputPaths(t testing.TB) (host, lib string) {
 	t.Helper()
-	host, _ = filepath.Abs("../../build/flb-testhost")
-	lib, _ = filepath.Abs("../../build/kubetrail.so")
+	host = repo.Artefact(t, "build/flb-testhost", "make")
 	if l := os.Getenv("KUBETRAIL_INPUT_LIB"); l != "" {
-		lib = l
-	}
-	for _, p := range []string{host, lib} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s is missing: run make first", p)
+		if _, err := os.Stat(l); err != nil {
+			t.Fatalf("KUBETRAIL_INPUT_LIB: %v", err)
 		}
+		return host, l
 	}
-	return host, lib
+	return host, repo.Artefact(t, "build/kubetrail.so", "make")
 }
 
 // evKey identifies one version of an Event.
