@@ -325,9 +325,9 @@ func TestMatchCorpus(t *testing.T) {
 		}},
 		{"audit ID", Spec{AuditIDs: []string{events[5].AuditID}}, func(ev event) bool { return ev.AuditID == events[5].AuditID }},
 		{"user agent", Spec{UserAgents: []string{"kubectl/*"}}, func(ev event) bool { return strings.HasPrefix(ev.UserAgent, "kubectl/") }},
-		{"after/before", Spec{After: "2020-01-01T00:00:00Z", Before: "2026-01-01T00:00:00Z"}, func(ev event) bool {
+		{"after/before", Spec{After: "2020-01-01T00:00:00Z", Before: "2026-11-22T00:00:00Z"}, func(ev event) bool {
 			t := received(ev)
-			return !t.IsZero() && !t.Before(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) && t.Before(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			return !t.IsZero() && !t.Before(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) && t.Before(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
 		}},
 		{"slower than 100ms", Spec{SlowerThan: "100ms"}, func(ev event) bool {
 			return !ev.StageTimestamp.IsZero() && !received(ev).IsZero() && ev.StageTimestamp.Sub(received(ev)) >= 100*time.Millisecond
