@@ -80,9 +80,9 @@ func Required() bool { return os.Getenv(RequireEnv) == "1" }
 func Missing(t testing.TB, what, run string) {
 	t.Helper()
 	if Required() {
-		t.Fatalf("%s is missing (run %s); %s=1 requires it", what, run, RequireEnv)
+		t.Fatalf("%s not found (run %s); %s=1 requires it", what, run, RequireEnv)
 	}
-	t.Skipf("%s is missing: run %s (make test builds it and runs this test)", what, run)
+	t.Skipf("%s not found: run %s (make test builds it and runs this test)", what, run)
 }
 
 // Artefact returns the absolute path of a file `make` builds (rel, relative to the
