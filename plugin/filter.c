@@ -3,8 +3,8 @@
  * flb-filter_k8s_audit.so and the C side of its callbacks, which call the Go exports in
  * main.go. Nothing here but glue.
  *
- * Layout of struct flb_filter_plugin (include/fluent-bit/flb_filter.h, unchanged since
- * Fluent Bit v3.2). Fluent Bit copies sizeof(its struct) bytes from our symbol
+ * Layout of struct flb_filter_plugin (include/fluent-bit/flb_filter.h), typed by hand and
+ * checked identical in v3.2.10, v4.0.9, v4.1.2, v5.0.0 and v5.1.1. Fluent Bit copies sizeof(its struct) bytes from our symbol
  * (src/flb_plugin.c: flb_plugin_load), so the object carries zero padding after it for
  * a future Fluent Bit that appends fields.
  */
@@ -139,7 +139,8 @@ int kt_set_context(void *ins, uintptr_t ctx)
 
 /*
  * struct flb_filter_instance starts with int event_type, int id, int log_level
- * (include/fluent-bit/flb_filter.h, since Fluent Bit 2.1). Fluent Bit sets log_level
+ * (include/fluent-bit/flb_filter.h, since Fluent Bit 2.1; checked in v3.2.10, v4.0.9,
+ * v4.1.2, v5.0.0 and v5.1.1). Fluent Bit sets log_level
  * (the instance's log_level property, else the service's) before cb_init
  * (src/flb_filter.c: flb_filter_init), and flb_log_print itself filters nothing: the
  * flb_plg_* macros check the level first, so do we.

@@ -17,14 +17,23 @@
 
 #include "plugin.h"
 
-/* include/fluent-bit/flb_plugin_proxy.h */
+/*
+ * The layouts below are typed by hand from Fluent Bit's headers, checked field by
+ * field against v3.2.10, v4.0.9, v4.1.0, v4.1.2, v5.0.0 and v5.1.1 (the tags in the
+ * fluent/fluent-bit repository).
+ *
+ * include/fluent-bit/flb_plugin_proxy.h: remote_context exists from v4.1.0 on (v3.2 and
+ * v4.0 have only coll_fd and proxy); it is written only when Fluent Bit calls
+ * FLBPluginInitCtx-style callbacks, which it does from v4.1.0 on.
+ */
 struct kt_input_proxy_context {
     int coll_fd;
     void *remote_context;
     void *proxy;
 };
 
-/* include/fluent-bit/flb_api.h */
+/* include/fluent-bit/flb_api.h: the first six members, the same from v3.2.10 to v5.1.1
+ * (v4.0 appended custom_get_property and custom_log_check after output_log_check). */
 struct kt_flb_api {
     void *output_get_property;
     const char *(*input_get_property)(const char *key, void *ins);
@@ -34,7 +43,8 @@ struct kt_flb_api {
     int (*input_log_check)(void *ins, int level);
 };
 
-/* src/proxy/go/go.h */
+/* src/proxy/go/go.h: the first four members, the same from v3.2.10 to v5.1.1 (the
+ * callbacks after them changed: v4.1.0 added cb_collect_ctx and cb_cleanup_ctx). */
 struct kt_flbgo_input_plugin {
     char *name;
     struct kt_flb_api *api;

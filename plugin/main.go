@@ -1,11 +1,18 @@
 // Command plugin is kubetrail's shared object for Fluent Bit (built with
 // -buildmode=c-shared). This package is the only cgo in the project and stays thin:
-// filter.c holds the native filter's registration structure and callbacks, and the Go
-// exports below adapt them to package k8saudit.
+// filter.c holds the native filter's registration structure and callbacks and the Go
+// exports below adapt them to package k8saudit; input.c and input.go do the same for
+// the Go-proxy input and package k8sevents. Both cores log through flblog.Logger.
 //
-// Per-instance state lives behind a runtime/cgo.Handle stored as the filter context;
-// nothing is kept in package variables, because a Go library is never unloaded and a
-// Fluent Bit hot reload must start from fresh instances.
+// Per-instance state lives behind a runtime/cgo.Handle stored as the filter context
+// (the input's, in the handle Fluent Bit's Go proxy keeps per instance), because a Go
+// library is never unloaded and a Fluent Bit hot reload must start from fresh
+// instances. Process-wide state is limited to what cannot be per instance:
+//   - klog.go: client-go logs through klog, one logger per process, set once in init
+//     and writing through Fluent Bit's global logger (no instance name);
+//   - input.c: a thread-local stack of the handles of the instances a thread runs,
+//     because FLBPluginExit, FLBPluginInputPause/Resume and the callbacks of Fluent
+//     Bit < 4.1 carry no instance context (see input.c).
 package main
 
 /*

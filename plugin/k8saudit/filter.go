@@ -19,17 +19,9 @@ import (
 	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/enrich"
 	"github.com/kubetrail/kubetrail/plugin/flbchunk"
+	"github.com/kubetrail/kubetrail/plugin/flblog"
 	"github.com/kubetrail/kubetrail/plugin/k8saudit/dedup"
 )
-
-// Logger receives the filter's messages; the plugin writes them through Fluent Bit's
-// logger with the instance name in front.
-type Logger interface {
-	Errorf(format string, args ...any)
-	Warnf(format string, args ...any)
-	Infof(format string, args ...any)
-	Debugf(format string, args ...any)
-}
 
 // Stats counts what an instance did over its life.
 type Stats struct {
@@ -68,7 +60,7 @@ const maxPooledBuffer = 8 << 20
 type Filter struct {
 	cfg  conf.Audit
 	enr  *enrich.Enricher
-	log  Logger
+	log  flblog.Logger
 	pool sync.Pool // *Output
 	// dedup, when on, remembers the events emitted (nil: off).
 	dedup     *dedup.Set
@@ -78,7 +70,7 @@ type Filter struct {
 }
 
 // New creates a filter instance from its validated configuration.
-func New(cfg conf.Audit, log Logger) (*Filter, error) {
+func New(cfg conf.Audit, log flblog.Logger) (*Filter, error) {
 	if log == nil {
 		return nil, fmt.Errorf("k8saudit: nil logger")
 	}

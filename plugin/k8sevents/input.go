@@ -24,21 +24,14 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/plugin/flblog"
 	"github.com/kubetrail/kubetrail/state"
 )
-
-// Logger receives the input's messages (Fluent Bit's logger, with the instance name).
-type Logger interface {
-	Errorf(format string, args ...any)
-	Warnf(format string, args ...any)
-	Infof(format string, args ...any)
-	Debugf(format string, args ...any)
-}
 
 // Input is one running k8s_events instance.
 type Input struct {
 	cfg    conf.Events
-	log    Logger
+	log    flblog.Logger
 	api    api
 	stream string // what the checkpoint belongs to: API, namespace and selector
 	rest   *rest.Config
@@ -112,7 +105,7 @@ func WithDelivery(d Delivery) Option { return func(in *Input) { in.delivery.mode
 // New opens the database, connects the client and starts collecting. It fails only on
 // what a retry cannot fix (bad configuration, unusable database); an unreachable API
 // server is retried in the background.
-func New(cfg conf.Events, log Logger, opts ...Option) (*Input, error) {
+func New(cfg conf.Events, log flblog.Logger, opts ...Option) (*Input, error) {
 	rc, err := restConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -120,7 +113,7 @@ func New(cfg conf.Events, log Logger, opts ...Option) (*Input, error) {
 	return newInput(cfg, rc, log, opts...)
 }
 
-func newInput(cfg conf.Events, rc *rest.Config, log Logger, opts ...Option) (*Input, error) {
+func newInput(cfg conf.Events, rc *rest.Config, log flblog.Logger, opts ...Option) (*Input, error) {
 	store, warnings, err := state.Open(state.Options{Path: cfg.DB, Sync: cfg.DBSync})
 	if err != nil {
 		return nil, fmt.Errorf("db: %w", err)

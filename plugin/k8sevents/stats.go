@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kubetrail/kubetrail/plugin/flblog"
 )
 
 type counters struct {
@@ -50,7 +52,7 @@ func (s Stats) String() string {
 // statusLog logs state changes, not every retry: an error is logged when it first
 // appears or changes, and its recovery once.
 type statusLog struct {
-	log  Logger
+	log  flblog.Logger
 	mu   sync.Mutex
 	last map[string]string // by area: the error text now failing, "" if fine
 }
