@@ -326,7 +326,7 @@ type processStats struct {
 
 // process runs every text of the reader through the enricher and the filter, and
 // hands the records that pass to the sink.
-func process(r *auditlog.Reader, w *enrich.Worker, f *auditquery.Filter, sink sink) (processStats, error) {
+func process(r *auditlog.Reader, w *enrich.Worker, f *auditquery.Query, sink sink) (processStats, error) {
 	var st processStats
 	var groups [][]byte
 	for r.Next() {

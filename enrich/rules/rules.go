@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // Field describes one field rules can test.
@@ -65,25 +66,29 @@ type rule struct {
 type matcher struct {
 	field int
 	multi bool
-	any   []glob // plain patterns; empty: no constraint
-	none  []glob // negated patterns
+	pats  Patterns
 }
 
-// glob is a compiled pattern in which only '*' is special.
-type glob struct {
-	wild   bool
-	lit    string   // the whole pattern when !wild
+// Pattern is a compiled pattern of the grammar above, in which only '*' is special.
+// It is the one pattern matcher of the project: keep/drop rules, k8s_events'
+// include/exclude lists (through rules) and the filters of `kubetrail audit`, which
+// write exclusion with a "-" prefix but compile to the same Patterns.
+type Pattern struct {
+	text   string   // the pattern as written
+	wild   bool     // it has a '*'
 	prefix string   // text before the first '*'
 	suffix string   // text after the last '*'
 	middle []string // non-empty texts between stars, in order
 }
 
-func compileGlob(p string) glob {
+// Compile compiles one pattern (without its negation prefix). Every string is a
+// valid pattern.
+func Compile(p string) Pattern {
 	if strings.IndexByte(p, '*') < 0 {
-		return glob{lit: p}
+		return Pattern{text: p}
 	}
 	segs := strings.Split(p, "*")
-	g := glob{wild: true, prefix: segs[0], suffix: segs[len(segs)-1]}
+	g := Pattern{text: p, wild: true, prefix: segs[0], suffix: segs[len(segs)-1]}
 	for _, s := range segs[1 : len(segs)-1] {
 		if s != "" {
 			g.middle = append(g.middle, s)
@@ -92,10 +97,13 @@ func compileGlob(p string) glob {
 	return g
 }
 
-// match reports whether s matches the pattern. It does not allocate.
-func (g *glob) match(s string) bool {
+// String returns the pattern as written.
+func (g *Pattern) String() string { return g.text }
+
+// Match reports whether s matches the pattern. It does not allocate.
+func (g *Pattern) Match(s string) bool {
 	if !g.wild {
-		return s == g.lit
+		return s == g.text
 	}
 	if len(s) < len(g.prefix)+len(g.suffix) ||
 		s[:len(g.prefix)] != g.prefix || s[len(s)-len(g.suffix):] != g.suffix {
@@ -114,9 +122,61 @@ func (g *glob) match(s string) bool {
 	return true
 }
 
-func anyMatch(gs []glob, s string) bool {
+// MatchBytes is Match for a byte slice, without copying it.
+func (g *Pattern) MatchBytes(b []byte) bool {
+	return g.Match(unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// Patterns is one list of patterns: a value passes when it matches one of Include
+// (or Include is empty) and none of Exclude. An empty value (the record does not say)
+// matches no pattern at all, not even "*".
+type Patterns struct {
+	Include, Exclude []Pattern
+}
+
+// Empty reports whether the list has no patterns: it lets every value pass.
+func (ps *Patterns) Empty() bool { return len(ps.Include) == 0 && len(ps.Exclude) == 0 }
+
+// Included reports whether s matches one of Include.
+func (ps *Patterns) Included(s string) bool { return anyMatch(ps.Include, s) }
+
+// Excluded reports whether s matches one of Exclude.
+func (ps *Patterns) Excluded(s string) bool { return anyMatch(ps.Exclude, s) }
+
+// Match reports whether one value passes the list.
+func (ps *Patterns) Match(v string) bool {
+	if v == "" {
+		// An empty value matches no pattern, included or excluded.
+		return len(ps.Include) == 0
+	}
+	if len(ps.Include) > 0 && !ps.Included(v) {
+		return false
+	}
+	return !ps.Excluded(v)
+}
+
+// MatchList is Match for a field with several values: some value must match an
+// included pattern (when there are any) and no value an excluded one. Empty values
+// are ignored.
+func (ps *Patterns) MatchList(vs []string) bool {
+	hit := len(ps.Include) == 0
+	for _, v := range vs {
+		if v == "" {
+			continue
+		}
+		if ps.Excluded(v) {
+			return false
+		}
+		if !hit && ps.Included(v) {
+			hit = true
+		}
+	}
+	return hit
+}
+
+func anyMatch(gs []Pattern, s string) bool {
 	for i := range gs {
-		if gs[i].match(s) {
+		if gs[i].Match(s) {
 			return true
 		}
 	}
@@ -217,9 +277,9 @@ func parseMatcher(index int, f *Field, list string) (matcher, error) {
 			return matcher{}, err
 		}
 		if neg {
-			m.none = append(m.none, compileGlob(text))
+			m.pats.Exclude = append(m.pats.Exclude, Compile(text))
 		} else {
-			m.any = append(m.any, compileGlob(text))
+			m.pats.Include = append(m.pats.Include, Compile(text))
 		}
 	}
 	return m, nil
@@ -284,32 +344,9 @@ func (r *rule) match(values []string, lists [][]string) bool {
 	return true
 }
 
-func (m *matcher) matchValue(v string) bool {
-	if v == "" {
-		// An empty value matches no pattern, plain or negated.
-		return len(m.any) == 0
-	}
-	if len(m.any) > 0 && !anyMatch(m.any, v) {
-		return false
-	}
-	return !anyMatch(m.none, v)
-}
+func (m *matcher) matchValue(v string) bool { return m.pats.Match(v) }
 
-func (m *matcher) matchList(vs []string) bool {
-	hit := len(m.any) == 0
-	for _, v := range vs {
-		if v == "" {
-			continue
-		}
-		if anyMatch(m.none, v) {
-			return false
-		}
-		if !hit && anyMatch(m.any, v) {
-			hit = true
-		}
-	}
-	return hit
-}
+func (m *matcher) matchList(vs []string) bool { return m.pats.MatchList(vs) }
 
 // String returns the set in canonical form, "field=p1,!p2 field=p3; ...", which Parse
 // reads back to the same set with the same schema; "" for the empty set.

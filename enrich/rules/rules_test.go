@@ -151,8 +151,8 @@ func TestGlob(t *testing.T) {
 		{"*.apps*", "deployments.apps/scale", true},
 	}
 	for _, tt := range tests {
-		g := compileGlob(tt.pat)
-		if got := g.match(tt.s); got != tt.want {
+		g := Compile(tt.pat)
+		if got, gotBytes := g.Match(tt.s), g.MatchBytes([]byte(tt.s)); got != tt.want || gotBytes != tt.want {
 			t.Errorf("glob %q match %q = %v, want %v", tt.pat, tt.s, got, tt.want)
 		}
 	}
@@ -179,9 +179,9 @@ func TestGlobExhaustive(t *testing.T) {
 	pats, strs := all("ab*", 5), all("ab?", 5)
 	for _, p := range pats {
 		re := regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(p), `\*`, ".*") + "$")
-		g := compileGlob(p)
+		g := Compile(p)
 		for _, s := range strs {
-			if got, want := g.match(s), re.MatchString(s); got != want {
+			if got, want := g.Match(s), re.MatchString(s); got != want {
 				t.Fatalf("glob %q match %q = %v, want %v", p, s, got, want)
 			}
 		}

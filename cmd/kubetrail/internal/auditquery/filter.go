@@ -42,8 +42,8 @@ type Spec struct {
 	Now time.Time
 }
 
-// Filter is a parsed Spec. It is immutable and safe for concurrent use.
-type Filter struct {
+// Query is a parsed Spec: the events `kubetrail audit` keeps. It is immutable and safe for concurrent use.
+type Query struct {
 	verbs, users, groups, namespaces, names, subresources     List
 	codes, stages, userTypes, auditIDs, userAgents, sourceIPs List
 	resources                                                 resourceList
@@ -57,8 +57,8 @@ type Filter struct {
 }
 
 // New parses a Spec; errors name the flag and the value at fault.
-func New(s Spec) (*Filter, error) {
-	f := &Filter{}
+func New(s Spec) (*Query, error) {
+	f := &Query{}
 	var err error
 	lists := []struct {
 		flag   string
@@ -128,7 +128,7 @@ func New(s Spec) (*Filter, error) {
 
 // Match reports whether a record passes every filter. groups is scratch space for
 // user.groups (pass the slice returned last time to avoid allocating); it returns it.
-func (f *Filter) Match(s *enrich.Summary, groups [][]byte) (bool, [][]byte) {
+func (f *Query) Match(s *enrich.Summary, groups [][]byte) (bool, [][]byte) {
 	if f.all {
 		return true, groups
 	}

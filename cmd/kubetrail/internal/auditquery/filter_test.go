@@ -32,7 +32,7 @@ func TestGlob(t *testing.T) {
 		{"*-gc", "generic-gc", true},
 		{"**", "", true},
 	} {
-		if got := compile(c.pattern).match([]byte(c.value)); got != c.want {
+		if got := compile(c.pattern).MatchBytes([]byte(c.value)); got != c.want {
 			t.Errorf("%q matches %q = %v, want %v", c.pattern, c.value, got, c.want)
 		}
 	}

@@ -1,6 +1,7 @@
 package auditquery
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -18,7 +19,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		l.Match([]byte(value))
-		if g := compile(value); len(g) == 1 && !g.match([]byte(value)) {
+		if !strings.Contains(value, "*") && !compile(value).MatchBytes([]byte(value)) {
 			t.Fatalf("%q does not match itself", value)
 		}
 	})

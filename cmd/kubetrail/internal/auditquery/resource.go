@@ -3,19 +3,26 @@ package auditquery
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kubetrail/kubetrail/enrich/rules"
 )
 
 // resourcePattern is one value of --resource: resource[.group][/subresource], as
 // kubectl-dev_tool reads it ("deployments.*", "*.apps", "-subjectaccessreviews.*")
 // plus a subresource.
 type resourcePattern struct {
-	resource glob
+	resource rules.Pattern
 	// group: nil for no group in the pattern, which means the core group ("pods" is
 	// core pods only, as kubectl-dev_tool reads it); "*" matches every group, core
 	// included.
-	group glob
+	group *rules.Pattern
 	// sub: nil when the pattern names no subresource (any, or none, matches).
-	sub glob
+	sub *rules.Pattern
+}
+
+func compile(p string) *rules.Pattern {
+	g := rules.Compile(p)
+	return &g
 }
 
 func parseResource(p string) (resourcePattern, error) {
@@ -31,7 +38,7 @@ func parseResource(p string) (resourcePattern, error) {
 	if res == "" {
 		return rp, fmt.Errorf("no resource before the group: write resource[.group][/subresource], \"*\" for any")
 	}
-	rp.resource = compile(res)
+	rp.resource = rules.Compile(res)
 	if hasGroup {
 		if group == "" {
 			return rp, fmt.Errorf("empty group after \".\": write \"pods\" for the core group, \"pods.*\" for any group")
@@ -42,7 +49,7 @@ func parseResource(p string) (resourcePattern, error) {
 }
 
 func (rp resourcePattern) match(resource, group, sub []byte) bool {
-	if len(resource) == 0 || !rp.resource.match(resource) {
+	if len(resource) == 0 || !rp.resource.MatchBytes(resource) {
 		return false
 	}
 	switch {
@@ -50,13 +57,13 @@ func (rp resourcePattern) match(resource, group, sub []byte) bool {
 		if len(group) != 0 {
 			return false
 		}
-	case len(rp.group) == 2 && rp.group[0] == "" && rp.group[1] == "": // "*": any group, core included
+	case rp.group.String() == "*": // any group, core included
 	default:
-		if !rp.group.match(group) {
+		if !rp.group.MatchBytes(group) {
 			return false
 		}
 	}
-	if rp.sub != nil && (len(sub) == 0 || !rp.sub.match(sub)) {
+	if rp.sub != nil && (len(sub) == 0 || !rp.sub.MatchBytes(sub)) {
 		return false
 	}
 	return true
