@@ -312,7 +312,7 @@ func checkKubetrailStanza(s *stanza) error {
 	}
 	own, unknown := fluentbit.PluginProperties(s.Kind, given, props)
 	if len(unknown) > 0 {
-		return fmt.Errorf("%s %s: unknown properties %q (see the configuration tables in README.md)", s.Kind, s.name(), unknown)
+		return fmt.Errorf("%s %s: unknown properties %q (see the Configuration tables in docs/k8s-audit.md and docs/k8s-events.md)", s.Kind, s.name(), unknown)
 	}
 	g := conf.MapGetter{}
 	for k, v := range own {
