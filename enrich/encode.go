@@ -3,16 +3,17 @@ package enrich
 import (
 	"bytes"
 	"encoding/binary"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/kubetrail/kubetrail/enrich/jsonmp"
 )
 
-// maxDepth bounds recursion on hostile input; fastjson already refuses deeper JSON.
-const maxDepth = 300
+// maxDepth is the deepest a map record may nest (fromMsgpack refuses deeper ones, so
+// they pass through unchanged): the writer's limit, so that all it is given is written.
+const maxDepth = jsonmp.MaxDepth
 
 // encodeRecord writes one record: the event's own fields (as modified), then the
 // derived fields, at top level or under Options.DerivedKey.
@@ -90,116 +91,18 @@ func isDerivedName(k []byte) bool {
 	return false
 }
 
-// encodeValue transcodes a JSON value to msgpack: objects to maps, arrays to arrays,
-// integers to ints (uint64 above int64), other numbers to float64.
+// encodeValue writes a JSON value of the event (a top-level field at depth 0, the
+// record's own level not counted) with the writer k8s_events shares, jsonmp. A number
+// that is not JSON (NaN, inf, +1, 012: fastjson's parser lets them through) is
+// written as a string of its text and sets w.badNum: the text it came from is not
+// JSON, so the input passes through unchanged.
 func (w *Worker) encodeValue(enc *outBuf, v *fastjson.Value, depth int) {
-	if depth > maxDepth {
-		enc.null()
-		return
+	var err error
+	enc.b, err = jsonmp.AppendValue(enc.b, v, depth+1)
+	if ne, ok := err.(*jsonmp.NumberError); ok && !w.badNum {
+		w.badNum = true
+		w.badNumText = append(w.badNumText[:0], ne.Text[:min(len(ne.Text), 40)]...)
 	}
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		enc.mapLen(o.Len())
-		o.Visit(func(k []byte, item *fastjson.Value) {
-			enc.str(k)
-			w.encodeValue(enc, item, depth+1)
-		})
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		enc.arrayLen(len(a))
-		for _, item := range a {
-			w.encodeValue(enc, item, depth+1)
-		}
-	case fastjson.TypeString:
-		s, _ := v.StringBytes()
-		enc.str(s)
-	case fastjson.TypeNumber:
-		w.num = v.MarshalTo(w.num[:0])
-		w.encodeNumber(enc, w.num)
-	case fastjson.TypeTrue:
-		enc.boolean(true)
-	case fastjson.TypeFalse:
-		enc.boolean(false)
-	default:
-		enc.null()
-	}
-}
-
-// encodeNumber writes a number as written in JSON text: an integer as an int (uint64
-// above int64's range), any other number as a float64. A number float64 cannot hold
-// (1e400) is written as a string of its text: as a float it would be infinite, which
-// Fluent Bit's JSON outputs print as inf, not JSON. Text that is no JSON number (NaN,
-// Infinity, +1, 012: fastjson's parser lets them through) sets w.badNum: the text it
-// came from is not JSON.
-func (w *Worker) encodeNumber(enc *outBuf, raw []byte) {
-	if !jsonNumber(raw) {
-		if !w.badNum {
-			w.badNum = true
-			w.badNumText = append(w.badNumText[:0], raw[:min(len(raw), 40)]...)
-		}
-		enc.str(raw)
-		return
-	}
-	if bytes.IndexAny(raw, ".eE") < 0 {
-		if n, err := strconv.ParseInt(b2s(raw), 10, 64); err == nil {
-			enc.int(n)
-			return
-		}
-		if n, err := strconv.ParseUint(b2s(raw), 10, 64); err == nil {
-			enc.uint(n)
-			return
-		}
-	}
-	f, err := strconv.ParseFloat(b2s(raw), 64)
-	if err != nil || math.IsInf(f, 0) {
-		enc.str(raw) // keep what float64 cannot represent rather than lose it
-		return
-	}
-	enc.float(f)
-}
-
-// jsonNumber reports whether b is a number as JSON (RFC 8259) writes one:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func jsonNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	return i == len(b)
 }
 
 // derivedWriter writes derived fields and counts them.

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fastjson"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/kubetrail/kubetrail/enrich/jsonmp"
 	"github.com/kubetrail/kubetrail/test/repo"
 )
 
@@ -691,7 +692,7 @@ func TestNumbersKeepTheirValue(t *testing.T) {
 		}
 	}
 	for _, good := range []string{"0", "-0", "0.5", "-1.25e-3", "1E+2", "123456789012345678901234567890"} {
-		if !jsonNumber([]byte(good)) {
+		if !jsonmp.IsNumber([]byte(good)) {
 			t.Errorf("%s: not taken as a JSON number", good)
 		}
 	}

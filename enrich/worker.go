@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"unsafe"
 
 	"github.com/valyala/fastjson"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kubetrail/kubetrail/enrich/jsonmp"
 )
 
 // Enricher holds validated Options and a pool of Workers. It is safe for concurrent
@@ -456,7 +457,7 @@ func (w *Worker) finish(res Result) Result {
 }
 
 // b2s views bytes as a string without copying; the string must not outlive b.
-func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+func b2s(b []byte) string { return jsonmp.B2S(b) }
 
 // stable copies b into the call's string store, so that it survives later parses.
 func (w *Worker) stable(b []byte) []byte {

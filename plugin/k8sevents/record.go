@@ -3,15 +3,13 @@ package k8sevents
 import (
 	"bytes"
 	"fmt"
-	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fastjson"
-	"github.com/vmihailenco/msgpack/v5"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubetrail/kubetrail/conf"
+	"github.com/kubetrail/kubetrail/enrich/jsonmp"
 	"github.com/kubetrail/kubetrail/plugin/flbchunk"
 )
 
@@ -86,7 +84,7 @@ func (a *api) facts(dst []string, v *fastjson.Value) []string {
 		var fact string
 		for _, path := range paths {
 			if s := v.GetStringBytes(path...); len(s) > 0 {
-				fact = b2s(s)
+				fact = jsonmp.B2S(s)
 				break
 			}
 		}
@@ -111,83 +109,64 @@ func (a *api) recordTime(v *fastjson.Value) time.Time {
 	return time.Time{}
 }
 
-// maxDepth bounds the nesting an Event may have; deeper values become nil. Events are
-// shallow (4 levels); this only guards the recursion.
-const maxDepth = 64
-
 // encoder turns Event objects (the API's JSON, parsed) into Fluent Bit v2 log events.
 // Not safe for concurrent use: the collector goroutine owns it.
 type encoder struct {
 	api     *api
 	cluster string
-	buf     bytes.Buffer
-	enc     *msgpack.Encoder
-	num     []byte
+	buf     []byte
 }
 
-func newEncoder(a *api, cluster string) *encoder {
-	e := &encoder{api: a, cluster: cluster}
-	e.enc = msgpack.NewEncoder(&e.buf)
-	e.enc.UseCompactInts(true)
-	return e
-}
+func newEncoder(a *api, cluster string) *encoder { return &encoder{api: a, cluster: cluster} }
 
 // encode returns the Event as one v2 log event, [[time, {}], {fields}]: the object as
-// the API returns it (kubectl get event -o json field names, JSON numbers as integers
-// where they are integers) without metadata.managedFields, with apiVersion and kind set
-// (LIST items lack them) and cluster_name when configured.
+// the API returns it (kubectl get event -o json field names) without
+// metadata.managedFields, with apiVersion and kind set (LIST items lack them) and
+// cluster_name when configured. Values are written as the k8s_audit filter writes
+// audit events (package jsonmp): integers as ints, other numbers as float64, a number
+// float64 cannot hold as a string of its text. Number text that is no JSON (NaN, +1:
+// fastjson lets them through, the API never sends them) is kept as a string of itself.
 func (e *encoder) encode(v *fastjson.Value, t time.Time) ([]byte, error) {
 	o, err := v.Object()
 	if err != nil {
 		return nil, fmt.Errorf("encoding Event %s: %w", describe(v), err)
 	}
-	e.buf.Reset()
-	head := []byte{0x92, 0x92}
-	head = flbchunk.AppendEventTime(head, flbchunk.Time{Sec: t.Unix(), Nsec: int64(t.Nanosecond())})
-	head = append(head, 0x80) // empty metadata map
-	e.buf.Write(head)
+	b := append(e.buf[:0], 0x92, 0x92)
+	b = flbchunk.AppendEventTime(b, flbchunk.Time{Sec: t.Unix(), Nsec: int64(t.Nanosecond())})
+	b = append(b, 0x80) // empty metadata map
 
 	// apiVersion, kind and cluster_name are ours; the object's own (if any) are left out.
-	own := 2
+	n := 2
 	if e.cluster != "" {
-		own++
+		n++
 	}
-	n := own
 	o.Visit(func(k []byte, _ *fastjson.Value) {
 		if !e.ownKey(k) {
 			n++
 		}
 	})
-	var werr error
-	try := func(err error) {
-		if werr == nil {
-			werr = err
-		}
-	}
-	try(e.enc.EncodeMapLen(n))
-	try(e.enc.EncodeString("apiVersion"))
-	try(e.enc.EncodeString(e.api.apiVersion))
-	try(e.enc.EncodeString("kind"))
-	try(e.enc.EncodeString("Event"))
+	b = jsonmp.AppendMapLen(b, n)
+	b = jsonmp.AppendString(b, "apiVersion")
+	b = jsonmp.AppendString(b, e.api.apiVersion)
+	b = jsonmp.AppendString(b, "kind")
+	b = jsonmp.AppendString(b, "Event")
 	if e.cluster != "" {
-		try(e.enc.EncodeString("cluster_name"))
-		try(e.enc.EncodeString(e.cluster))
+		b = jsonmp.AppendString(b, "cluster_name")
+		b = jsonmp.AppendString(b, e.cluster)
 	}
 	o.Visit(func(k []byte, item *fastjson.Value) {
 		if e.ownKey(k) {
 			return
 		}
-		try(e.enc.EncodeString(b2s(k)))
+		b = jsonmp.AppendStringBytes(b, k)
 		if string(k) == "metadata" && item.Type() == fastjson.TypeObject {
-			try(e.metadata(item))
+			b = metadata(b, item)
 			return
 		}
-		try(e.value(item, 1))
+		b, _ = jsonmp.AppendValue(b, item, 1)
 	})
-	if werr != nil {
-		return nil, fmt.Errorf("encoding Event %s: %w", describe(v), werr)
-	}
-	return bytes.Clone(e.buf.Bytes()), nil
+	e.buf = b
+	return bytes.Clone(b), nil
 }
 
 // ownKey reports whether k is a top-level field encode writes itself.
@@ -201,88 +180,24 @@ func (e *encoder) ownKey(k []byte) bool {
 	return false
 }
 
-// b2s views b as a string without copying, for the encoder, which copies what it
-// writes: the record path encodes every key and string of every Event.
-func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// metadata writes the object's metadata without managedFields, which say which client
-// owns which field: noise in an Event record, and often larger than the Event.
-func (e *encoder) metadata(v *fastjson.Value) error {
+// metadata appends the object's metadata (at depth 1) without managedFields, which
+// say which client owns which field: noise in an Event record, and often larger than
+// the Event.
+func metadata(b []byte, v *fastjson.Value) []byte {
 	o, _ := v.Object()
 	n := o.Len()
 	if o.Get("managedFields") != nil {
 		n--
 	}
-	if err := e.enc.EncodeMapLen(n); err != nil {
-		return err
-	}
-	var werr error
+	b = jsonmp.AppendMapLen(b, n)
 	o.Visit(func(k []byte, item *fastjson.Value) {
-		if werr != nil || string(k) == "managedFields" {
+		if string(k) == "managedFields" {
 			return
 		}
-		if werr = e.enc.EncodeString(b2s(k)); werr == nil {
-			werr = e.value(item, 2)
-		}
+		b = jsonmp.AppendStringBytes(b, k)
+		b, _ = jsonmp.AppendValue(b, item, 2)
 	})
-	return werr
-}
-
-// value transcodes a JSON value: objects to maps, arrays to arrays, integers to ints
-// (uint64 above int64), other numbers to float64.
-func (e *encoder) value(v *fastjson.Value, depth int) error {
-	if depth > maxDepth {
-		return e.enc.EncodeNil()
-	}
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		if err := e.enc.EncodeMapLen(o.Len()); err != nil {
-			return err
-		}
-		var werr error
-		o.Visit(func(k []byte, item *fastjson.Value) {
-			if werr == nil {
-				if werr = e.enc.EncodeString(b2s(k)); werr == nil {
-					werr = e.value(item, depth+1)
-				}
-			}
-		})
-		return werr
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		if err := e.enc.EncodeArrayLen(len(a)); err != nil {
-			return err
-		}
-		for _, item := range a {
-			if err := e.value(item, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case fastjson.TypeString:
-		return e.enc.EncodeString(b2s(v.GetStringBytes()))
-	case fastjson.TypeNumber:
-		e.num = v.MarshalTo(e.num[:0])
-		if bytes.IndexAny(e.num, ".eE") < 0 {
-			if i, err := strconv.ParseInt(b2s(e.num), 10, 64); err == nil {
-				return e.enc.EncodeInt(i)
-			}
-			if u, err := strconv.ParseUint(b2s(e.num), 10, 64); err == nil {
-				return e.enc.EncodeUint(u)
-			}
-		}
-		f, err := strconv.ParseFloat(b2s(e.num), 64)
-		if err != nil {
-			return e.enc.EncodeString(b2s(e.num)) // keep what cannot be a float64
-		}
-		return e.enc.EncodeFloat64(f)
-	case fastjson.TypeTrue:
-		return e.enc.EncodeBool(true)
-	case fastjson.TypeFalse:
-		return e.enc.EncodeBool(false)
-	}
-	return e.enc.EncodeNil()
+	return b
 }
 
 // describe names an Event in messages: namespace/name (uid, resourceVersion).
