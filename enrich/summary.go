@@ -13,29 +13,37 @@ type Summary struct {
 	AuditID, Level, Stage, Verb []byte
 	// RequestURI is as written in the record (after redaction of exec commands:
 	// redactExecCommand updates the parsed event's requestURI).
-	RequestURI, RequestPath, UserAgent []byte
+	RequestURI  []byte
+	RequestPath []byte `derived:"request_path"`
+	UserAgent   []byte
 
 	// User is user.username; EffectiveUser the identity authorization used (the
-	// impersonated user, else User); UserType as the user_type field.
-	User, EffectiveUser, ImpersonatedUser []byte
-	UserType                              string
+	// impersonated user, else User).
+	User             []byte
+	EffectiveUser    []byte `derived:"effective_user"`
+	ImpersonatedUser []byte `derived:"impersonated_user"`
+	UserType         string `derived:"user_type"`
 
 	// GroupResource is resource[.group][/subresource], empty for non-resource requests,
-	// whose path is NonResourceURL.
-	GroupResource, Resource, APIGroup, Subresource []byte
-	Namespace, Name, NonResourceURL                []byte
+	// whose path is NonResourceURL. Resource to Name come from objectRef, else from the
+	// request URI (the record has them as derived fields only then).
+	GroupResource                   []byte `derived:"group_resource"`
+	Resource, APIGroup, Subresource []byte
+	Namespace, Name, NonResourceURL []byte
 
 	// Code is responseStatus.code, 0 when absent.
 	Code int
 	// DurationMs is duration_ms, valid when HasDuration.
-	DurationMs  float64
+	DurationMs  float64 `derived:"duration_ms"`
 	HasDuration bool
-	LongRunning bool
+	LongRunning bool `derived:"long_running"`
 	// Outcome is success, failure or unknown.
-	Outcome                    string
-	AuthzDecision, AuthzReason []byte
-	ClientIP, PeerIP           []byte
-	UserAgentProduct           []byte
+	Outcome          string `derived:"outcome"`
+	AuthzDecision    []byte `derived:"authz_decision"`
+	AuthzReason      []byte `derived:"authz_reason"`
+	ClientIP         []byte `derived:"client_ip"`
+	PeerIP           []byte `derived:"peer_ip"`
+	UserAgentProduct []byte `derived:"user_agent_product"`
 
 	// Received is requestReceivedTimestamp (v1beta1: timestamp), StageTime
 	// stageTimestamp; zero when absent or unparsable.
