@@ -104,11 +104,12 @@ func TestDerivedFields(t *testing.T) {
 	}
 	w := e.NewWorker()
 	seen := map[string]bool{}
-	// What the corpora lack: a node's request without objectRef (the fields parsed from
-	// the URI), a negative duration, the deprecation and truncation annotations.
+	// What the repository's corpora lack: a node's impersonated request without objectRef
+	// (the fields parsed from the URI), a negative duration, the deprecation and
+	// truncation annotations.
 	const crafted = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"f1","stage":"ResponseComplete",` +
 		`"requestURI":"/apis/apps/v1beta1/namespaces/ns/deployments/d/status?limit=5","verb":"get",` +
-		`"user":{"username":"system:node:n1","groups":["system:nodes"]},"sourceIPs":["10.0.0.1"],"userAgent":"kubelet/v1.34.4",` +
+		`"user":{"username":"system:node:n1","groups":["system:nodes"]},"impersonatedUser":{"username":"jane"},"sourceIPs":["10.0.0.1"],"userAgent":"kubelet/v1.34.4",` +
 		`"responseStatus":{"code":200},"requestReceivedTimestamp":"2026-11-20T10:15:31.000000Z","stageTimestamp":"2026-11-20T10:15:30.000000Z",` +
 		`"annotations":{"k8s.io/deprecated":"true","k8s.io/removed-release":"1.16","audit.k8s.io/truncated":"true"}}`
 	for _, f := range append(files, "") {
