@@ -15,30 +15,45 @@ import (
 // they pass through unchanged): the writer's limit, so that all it is given is written.
 const maxDepth = jsonmp.MaxDepth
 
-// encodeRecord writes one record: the event's own fields (as modified), then the
-// derived fields, at top level or under Options.DerivedKey.
-func (w *Worker) encodeRecord(t *top, d *derived, ctx inputCtx) {
-	start := len(w.buf.b)
-	keys := len(w.keys)
-	if w.e.opts.SummaryOnly {
-		w.spans = append(w.spans, span{start: start, end: start, keys: [2]int{keys, keys}})
-		w.records = append(w.records, Record{Time: d.time, ID: w.eventID(t), Summary: w.summary(t, d)})
-		return
-	}
-	dk := w.e.opts.DerivedKey
+// encodeOwn writes the event's own fields (as modified) from the tree; with capture,
+// derive's fields are taken from what it wrote (top.set).
+func (w *Worker) encodeOwn(t *top, ctx inputCtx, capture bool) {
 	t.o.Visit(func(k []byte, v *fastjson.Value) {
-		// A record that went through k8s_audit before (an edge Fluent Bit forwarding to
-		// an aggregator that runs it too) already has derived fields: they are
-		// recomputed below, so the old ones are left out rather than duplicated.
-		if dk == "" && isDerivedName(k) && (string(k) != "hostname" || ctx.hostname != nil) ||
-			dk != "" && string(k) == dk {
+		if w.skipOwn(k, ctx) {
 			return
 		}
 		w.key(b2s(k))
+		at := len(w.buf.b)
 		w.encodeValue(&w.buf, v, 0)
+		if capture {
+			t.set(k, w.buf.b[at:])
+		}
 	})
+}
 
-	if dk == "" {
+// skipOwn says which of the event's own top-level fields the record leaves out. A
+// record that went through k8s_audit before (an edge Fluent Bit forwarding to an
+// aggregator that runs it too) already has derived fields: they are recomputed, so
+// the old ones are left out rather than duplicated.
+func (w *Worker) skipOwn(k []byte, ctx inputCtx) bool {
+	if dk := w.e.opts.DerivedKey; dk != "" {
+		return string(k) == dk
+	}
+	return isDerivedName(k) && (string(k) != "hostname" || ctx.hostname != nil)
+}
+
+// finishRecord writes the derived fields after the event's own, which start at start
+// in buf (keys at keys), at top level or under Options.DerivedKey, and adds the record.
+func (w *Worker) finishRecord(t *top, d *derived, ctx inputCtx, start, keys int) {
+	if w.e.opts.SummaryOnly {
+		// No fields: what the own fields' writing left in buf (the views derive and
+		// the summary read) stays there, outside every span.
+		w.spans = append(w.spans, span{start: start, end: start, keys: [2]int{keys, keys}})
+		w.keys = w.keys[:keys]
+		w.records = append(w.records, Record{Time: d.time, ID: w.eventID(t), Summary: w.summary(t, d)})
+		return
+	}
+	if dk := w.e.opts.DerivedKey; dk == "" {
 		w.encodeDerived(&w.buf, t, d, ctx)
 	} else {
 		// Nested: the map header needs the count first, so write them aside.
@@ -268,28 +283,25 @@ type webhook struct {
 // scanAnnotations reads, in one pass, the annotations that derived fields come from:
 // authorization, deprecation, truncation, and how many latency, pod-security and
 // admission-webhook entries there are to write.
-func (w *Worker) scanAnnotations(o *fastjson.Object) {
+func (w *Worker) scanAnnotations(ann mpv) {
 	d := &w.d
 	w.hooks = w.hooks[:0]
-	if o == nil {
-		return
-	}
-	o.Visit(func(k []byte, v *fastjson.Value) {
+	ann.visit(func(k []byte, v mpv) {
 		switch {
 		case string(k) == "authorization.k8s.io/decision":
-			d.authzDecision = str(v)
+			d.authzDecision = v.str()
 		case string(k) == "authorization.k8s.io/reason":
-			d.authzReason = str(v)
+			d.authzReason = v.str()
 		case string(k) == "k8s.io/deprecated":
-			d.deprecated = string(str(v)) == "true"
+			d.deprecated = string(v.str()) == "true"
 		case string(k) == "k8s.io/removed-release":
-			d.removedRelease = str(v)
+			d.removedRelease = v.str()
 		case string(k) == "audit.k8s.io/truncated":
-			if string(str(v)) == "true" {
+			if string(v.str()) == "true" {
 				d.truncation = append(d.truncation, "apiserver")
 			}
 		case bytes.HasPrefix(k, []byte(latencyPrefix)):
-			if _, ok := latencyMs(str(v)); ok {
+			if _, ok := latencyMs(v.str()); ok {
 				d.nLatency++
 			}
 		case bytes.HasPrefix(k, []byte(psaPrefix)):
@@ -298,26 +310,22 @@ func (w *Worker) scanAnnotations(o *fastjson.Object) {
 				d.nPSA += 2 // enforce_level and enforce_version
 			}
 		case bytes.HasPrefix(k, []byte(mutationPrefix)):
-			w.webhookAnnotation(k[len(mutationPrefix):], str(v), false)
+			w.webhookAnnotation(k[len(mutationPrefix):], v.str(), false)
 		case bytes.HasPrefix(k, []byte(patchPrefix)):
-			w.webhookAnnotation(k[len(patchPrefix):], str(v), true)
+			w.webhookAnnotation(k[len(patchPrefix):], v.str(), true)
 		}
 	})
 }
 
 // encodeAnnotations writes latency_ms, pod_security and admission_webhooks.
-func (w *Worker) encodeAnnotations(dw *derivedWriter, ann *fastjson.Value) {
-	o := object(ann)
-	if o == nil {
-		return
-	}
+func (w *Worker) encodeAnnotations(dw *derivedWriter, ann mpv) {
 	nLatency, nPSA := w.d.nLatency, w.d.nPSA
 	if nLatency > 0 {
 		dw.key("latency_ms")
 		dw.enc.mapLen(nLatency)
-		o.Visit(func(k []byte, v *fastjson.Value) {
+		ann.visit(func(k []byte, v mpv) {
 			if bytes.HasPrefix(k, []byte(latencyPrefix)) {
-				if ms, ok := latencyMs(str(v)); ok {
+				if ms, ok := latencyMs(v.str()); ok {
 					w.encodeSnakeKey(dw.enc, k[len(latencyPrefix):])
 					dw.enc.float(ms)
 				}
@@ -327,12 +335,12 @@ func (w *Worker) encodeAnnotations(dw *derivedWriter, ann *fastjson.Value) {
 	if nPSA > 0 {
 		dw.key("pod_security")
 		dw.enc.mapLen(nPSA)
-		o.Visit(func(k []byte, v *fastjson.Value) {
+		ann.visit(func(k []byte, v mpv) {
 			if !bytes.HasPrefix(k, []byte(psaPrefix)) {
 				return
 			}
 			name := k[len(psaPrefix):]
-			val := str(v)
+			val := v.str()
 			w.encodeSnakeKey(dw.enc, name)
 			dw.enc.str(val)
 			if string(name) == "enforce-policy" { // "restricted:latest"

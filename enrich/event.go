@@ -7,13 +7,57 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// top holds the top-level fields of one audit event.
+// top holds the top-level fields of one audit event. The values derive reads are
+// views of their msgpack (written by enrich/jsonmp, see mpv); the tree is there only
+// on the parser's path (o, requestObject and responseObject: what modify changes).
 type top struct {
-	o                                                     *fastjson.Object
-	auditID, stage, verb, requestURI, userAgent, level    []byte
-	user, impersonated, objectRef, responseStatus         *fastjson.Value
-	sourceIPs, annotations, requestObject, responseObject *fastjson.Value
-	received, stageTS, legacyTS, creation                 []byte
+	o                                                  *fastjson.Object
+	auditID, stage, verb, requestURI, userAgent, level []byte
+	user, impersonated, objectRef, responseStatus      mpv
+	sourceIPs, annotations                             mpv
+	requestObject, responseObject                      *fastjson.Value
+	received, stageTS, legacyTS, creation              []byte
+}
+
+// set records the top-level field k if derive reads it; false for any other key.
+func (t *top) set(k []byte, v mpv) bool {
+	switch string(k) {
+	case "auditID":
+		t.auditID = v.str()
+	case "stage":
+		t.stage = v.str()
+	case "verb":
+		t.verb = v.str()
+	case "requestURI":
+		t.requestURI = v.str()
+	case "userAgent":
+		t.userAgent = v.str()
+	case "level":
+		t.level = v.str()
+	case "user":
+		t.user = v
+	case "impersonatedUser":
+		t.impersonated = v
+	case "objectRef":
+		t.objectRef = v
+	case "responseStatus":
+		t.responseStatus = v
+	case "sourceIPs":
+		t.sourceIPs = v
+	case "annotations":
+		t.annotations = v
+	case "requestReceivedTimestamp":
+		t.received = v.str()
+	case "stageTimestamp":
+		t.stageTS = v.str()
+	case "timestamp": // v1beta1
+		t.legacyTS = v.str()
+	case "metadata": // v1beta1 events carry ObjectMeta
+		t.creation = v.get("creationTimestamp").str()
+	default:
+		return false
+	}
+	return true
 }
 
 // derived are the fields computed from one event.
@@ -45,66 +89,68 @@ type derived struct {
 
 var errNoAuditID = errors.New("not an audit event: auditID is not a string")
 
-// event enriches one audit event and appends its record to res (or counts it dropped).
+// event enriches one audit event parsed by fastjson (a batch item, an envelope's
+// event, a map record, a text the one-pass writer left to the parser) and appends its
+// record to res (or counts it dropped).
 func (w *Worker) event(ev *fastjson.Value, ctx inputCtx, res *Result) error {
 	var t top
 	t.o, _ = ev.Object()
+	o := &w.e.opts
 	t.o.Visit(func(k []byte, v *fastjson.Value) {
 		switch string(k) {
-		case "auditID":
-			t.auditID = str(v)
-		case "stage":
-			t.stage = str(v)
-		case "verb":
-			t.verb = str(v)
-		case "requestURI":
-			t.requestURI = str(v)
-		case "userAgent":
-			t.userAgent = str(v)
-		case "level":
-			t.level = str(v)
-		case "user":
-			t.user = v
-		case "impersonatedUser":
-			t.impersonated = v
-		case "objectRef":
-			t.objectRef = v
-		case "responseStatus":
-			t.responseStatus = v
-		case "sourceIPs":
-			t.sourceIPs = v
-		case "annotations":
-			t.annotations = v
 		case "requestObject":
 			t.requestObject = v
 		case "responseObject":
 			t.responseObject = v
-		case "requestReceivedTimestamp":
-			t.received = str(v)
-		case "stageTimestamp":
-			t.stageTS = str(v)
-		case "timestamp": // v1beta1
-			t.legacyTS = str(v)
-		case "metadata": // v1beta1 events carry ObjectMeta
-			t.creation = v.GetStringBytes("creationTimestamp")
 		}
 	})
+	start, keys := len(w.buf.b), len(w.keys)
+	w.badNum = false
+	// Direct: nothing to modify, so the record's own fields are written now and derive
+	// reads them there. Otherwise derive reads a copy of the fields it needs (scratch,
+	// kept for the whole call: summaries view it), modify changes the tree, and the
+	// fields are written after.
+	direct := !o.SummaryOnly && t.requestObject == nil && t.responseObject == nil &&
+		!o.RedactExecCommand && len(w.e.redactPaths) == 0
+	if direct {
+		w.encodeOwn(&t, ctx, true)
+	} else {
+		t.o.Visit(func(k []byte, v *fastjson.Value) {
+			if string(k) == "requestObject" || string(k) == "responseObject" {
+				return
+			}
+			at := len(w.scratch.b)
+			w.encodeValue(&w.scratch, v, 0)
+			if !t.set(k, w.scratch.b[at:]) {
+				w.scratch.b = w.scratch.b[:at]
+			}
+		})
+	}
 	if len(t.auditID) == 0 {
+		w.buf.b, w.keys = w.buf.b[:start], w.keys[:keys]
 		return errNoAuditID
 	}
 	d := &w.d
 	w.derive(&t, ctx)
 	if w.dropped(&t) {
+		w.buf.b, w.keys = w.buf.b[:start], w.keys[:keys]
 		res.Dropped++
 		return nil
 	}
-	w.modify(&t, ctx)
-	w.badNum = false
-	w.encodeRecord(&t, d, ctx)
+	if !direct {
+		w.modify(&t, ctx)
+		w.badNum = false
+		if !o.SummaryOnly {
+			w.encodeOwn(&t, ctx, false)
+		}
+	} else {
+		w.redact = w.redact[:0]
+	}
 	if w.badNum {
-		w.dropLast()
+		w.buf.b, w.keys = w.buf.b[:start], w.keys[:keys]
 		return w.badNumberError()
 	}
+	w.finishRecord(&t, d, ctx, start, keys)
 	res.Records = w.records
 	return nil
 }
@@ -149,21 +195,21 @@ func (w *Worker) derive(t *top, ctx inputCtx) {
 	uriPath, rawQuery := splitURI(t.requestURI)
 	d.requestPath = uriPath
 	w.query.parse(rawQuery)
-	if ref := object(t.objectRef); ref != nil {
-		ref.Visit(func(k []byte, v *fastjson.Value) {
+	if _, _, ok := t.objectRef.entries(true); ok {
+		t.objectRef.visit(func(k []byte, v mpv) {
 			switch string(k) {
 			case "namespace":
-				d.namespace = str(v)
+				d.namespace = v.str()
 			case "resource":
-				d.resource = str(v)
+				d.resource = v.str()
 			case "name":
-				d.name = str(v)
+				d.name = v.str()
 			case "subresource":
-				d.subresource = str(v)
+				d.subresource = v.str()
 			case "apiGroup":
-				d.apiGroup = str(v)
+				d.apiGroup = v.str()
 			case "apiVersion":
-				d.apiVersion = str(v)
+				d.apiVersion = v.str()
 			}
 		})
 	} else if rt := parseRequestPath(uriPath); rt.isResource {
@@ -190,7 +236,7 @@ func (w *Worker) derive(t *top, ctx inputCtx) {
 	}
 
 	// Who.
-	username := t.user.GetStringBytes("username")
+	username := t.user.get("username").str()
 	d.username = username
 	d.userType = userType(username)
 	switch d.userType {
@@ -202,31 +248,30 @@ func (w *Worker) derive(t *top, ctx inputCtx) {
 	case "node":
 		d.nodeName = username[len(nodePrefix):]
 	}
-	if extra := t.user.Get("extra"); extra != nil {
-		d.tokenPodName = firstString(extra.Get("authentication.kubernetes.io/pod-name"))
-		d.tokenPodUID = firstString(extra.Get("authentication.kubernetes.io/pod-uid"))
-		d.tokenNode = firstString(extra.Get("authentication.kubernetes.io/node-name"))
-		d.credentialID = firstString(extra.Get("authentication.kubernetes.io/credential-id"))
+	if extra := t.user.get("extra"); extra != nil {
+		d.tokenPodName = firstString(extra.get("authentication.kubernetes.io/pod-name"))
+		d.tokenPodUID = firstString(extra.get("authentication.kubernetes.io/pod-uid"))
+		d.tokenNode = firstString(extra.get("authentication.kubernetes.io/node-name"))
+		d.credentialID = firstString(extra.get("authentication.kubernetes.io/credential-id"))
 	}
 	d.effectiveUser = username
-	if t.impersonated != nil {
-		if iu := t.impersonated.GetStringBytes("username"); len(iu) > 0 {
-			d.impersonatedUser, d.effectiveUser = iu, iu
-		}
+	if iu := t.impersonated.get("username").str(); len(iu) > 0 {
+		d.impersonatedUser, d.effectiveUser = iu, iu
 	}
 
 	// From where: sourceIPs lists X-Forwarded-For entries first, the peer last.
-	if ips := array(t.sourceIPs); len(ips) > 0 {
-		d.clientIP = str(ips[0])
-		d.peerIP = str(ips[len(ips)-1])
-	}
+	first := true
+	t.sourceIPs.items(func(ip mpv) {
+		if first {
+			d.clientIP, first = ip.str(), false
+		}
+		d.peerIP = ip.str()
+	})
 	d.uaProduct, d.uaVersion = splitUserAgent(t.userAgent)
 
 	// Why and how it ended.
-	if t.responseStatus != nil {
-		d.code = t.responseStatus.GetInt64("code")
-	}
-	w.scanAnnotations(object(t.annotations))
+	d.code = t.responseStatus.get("code").int64()
+	w.scanAnnotations(t.annotations)
 	if ctx.cloudwatch {
 		d.truncation = append(d.truncation, "cloudwatch")
 	}
@@ -326,18 +371,20 @@ func firstTime(candidates ...[]byte) Time {
 	return Time{}
 }
 
-// firstString returns the first element of a string array (user.extra values).
-func firstString(v *fastjson.Value) []byte {
-	if v == nil {
-		return nil
+// firstString returns a string, or the first element of a string array (user.extra
+// values).
+func firstString(v mpv) []byte {
+	if s := v.str(); s != nil {
+		return s
 	}
-	if v.Type() == fastjson.TypeString {
-		return str(v)
-	}
-	if arr := array(v); len(arr) > 0 {
-		return str(arr[0])
-	}
-	return nil
+	var first []byte
+	done := false
+	v.items(func(item mpv) {
+		if !done {
+			first, done = item.str(), true
+		}
+	})
+	return first
 }
 
 // dropped applies the Keep and Drop rules.
@@ -358,12 +405,10 @@ func (w *Worker) dropped(t *top) bool {
 		UserType:       d.userType,
 		Code:           int(d.code),
 	}
-	if groups := array(t.user.Get("groups")); len(groups) > 0 {
-		var local [8]string
-		gs := local[:0]
-		for _, g := range groups {
-			gs = append(gs, b2s(str(g)))
-		}
+	var local [8]string
+	gs := local[:0]
+	t.user.get("groups").items(func(g mpv) { gs = append(gs, b2s(g.str())) })
+	if len(gs) > 0 {
 		f.Groups = gs
 	}
 	if !o.Keep.Empty() && !o.Keep.Match(&f) {

@@ -1,7 +1,5 @@
 package enrich
 
-import "github.com/valyala/fastjson"
-
 // Summary is what a tool that reads many records (kubetrail audit: filters, top lists,
 // percentiles, charts) needs of one record without decoding its msgpack Fields: the same
 // values the record carries, computed by the same code, so that a derived field means
@@ -49,19 +47,16 @@ type Summary struct {
 	// stageTimestamp; zero when absent or unparsable.
 	Received, StageTime Time
 
-	groups *fastjson.Value
+	groups mpv
 }
 
 // Groups appends user.groups to dst (views, valid like the other fields).
 func (s *Summary) Groups(dst [][]byte) [][]byte {
-	if s.groups == nil {
-		return dst
-	}
-	for _, g := range array(s.groups) {
-		if b := str(g); b != nil {
+	s.groups.items(func(g mpv) {
+		if b := g.str(); b != nil {
 			dst = append(dst, b)
 		}
-	}
+	})
 	return dst
 }
 
@@ -82,8 +77,6 @@ func (w *Worker) summary(t *top, d *derived) Summary {
 		ClientIP: d.clientIP, PeerIP: d.peerIP, UserAgentProduct: d.uaProduct,
 		Received: d.received, StageTime: d.stageTime,
 	}
-	if t.user != nil {
-		s.groups = t.user.Get("groups")
-	}
+	s.groups = t.user.get("groups")
 	return s
 }

@@ -79,6 +79,11 @@ type Worker struct {
 
 	buf  outBuf // record fields of every record of this call
 	dbuf outBuf // derived fields of the record being built
+	// scratch holds, for an event whose fields are written after modify, a copy of
+	// the fields derive reads; kept for the whole call (summaries view it).
+	scratch outBuf
+	tw      jsonmp.TextWriter
+	fields  []jsonmp.Field // the one-pass writer's top-level fields
 
 	records []Record
 	spans   []span
@@ -96,6 +101,8 @@ type Worker struct {
 	// Infinity, +1, 012: fastjson's parser lets them through); badNumText is that number.
 	badNum     bool
 	badNumText []byte
+	// parserOnly turns the one-pass path off: tests compare the two paths.
+	parserOnly bool
 	// copyKeys makes key keep copies: the names of a document parsed with inner, which
 	// the next item's parse overwrites.
 	copyKeys bool
@@ -128,6 +135,7 @@ var (
 
 func (w *Worker) reset() {
 	w.buf.b = w.buf.b[:0]
+	w.scratch.b = w.scratch.b[:0]
 	w.records = w.records[:0]
 	w.spans = w.spans[:0]
 	w.keys = w.keys[:0]
@@ -176,6 +184,12 @@ func (w *Worker) text(p *fastjson.Parser, line []byte, ctx inputCtx) Result {
 		body = w.repair
 	}
 	ctx.size = len(body)
+	if body[0] == '{' && !w.parserOnly {
+		var res Result
+		if w.onePass(body, ctx, &res) {
+			return res
+		}
+	}
 	v, err := p.ParseBytes(body)
 	if err != nil {
 		return Result{Err: fmt.Errorf("not JSON: %w", err)}
