@@ -8,6 +8,7 @@
 #                   tests, fuzzing
 #   make bench      Go benchmarks and flb-testhost bench
 #   make bench-events  k8s_events against a real apiserver: sync time/RSS, requests per hour
+#   make bench-fluentbit  with FLUENT_BIT: k8s_audit vs parser json vs Lua, k8s_events vs kubernetes_events
 #   make chaos      k8s_events under kill -9 and leader kills: versions lost and repeated
 #   make bench-audit   kubetrail audit over a generated ~1 GB log, one core: MB/s, peak RSS
 #   make clean
@@ -41,7 +42,7 @@ BENCH_REQUESTRESPONSE ?= enrich/testdata/requestresponse.log
 BENCH_SECONDS         ?= 5
 BENCH_SAMPLE          ?= ../shared/testdata/audit/audit2rbac-demo-v1-relabeled.log
 
-.PHONY: all setup demo test check-lib fuzz bench bench-events bench-audit chaos clean
+.PHONY: all setup demo test check-lib fuzz bench bench-events bench-fluentbit bench-audit chaos clean
 
 all: $(LIB) $(FILTER_LINK) $(PLUGINS_CONF) $(TESTHOST) $(KUBETRAIL)
 
@@ -150,6 +151,18 @@ STEADY      ?= 1h
 bench-events: all $(APISERVER_DEP)
 	KUBETRAIL_SYNC_EVENTS=$(SYNC_EVENTS) KUBETRAIL_STEADY=$(STEADY) \
 		$(GO) test -count=1 -v -timeout 3h -run "TestSyncExistingEvents|TestSteadyStateRequests" ./test/testhost/
+
+# Side by side in a real Fluent Bit (FLUENT_BIT must name one): the audit comparison
+# (plain tail, Parser json, k8s_audit, Parser json + Lua: CPU per record over tail and
+# the ratios) and the first sync of SYNC_EVENTS existing Events by k8s_events and by
+# Fluent Bit's kubernetes_events (time, peak RSS). Figures in the test log.
+COST_LINES  ?= 300000
+COST_ROUNDS ?= 3
+bench-fluentbit: all $(APISERVER_DEP)
+	@test -n "$$FLUENT_BIT" || { echo "bench-fluentbit: set FLUENT_BIT to a fluent-bit executable"; exit 2; }
+	KUBETRAIL_BENCH_FLUENTBIT=1 KUBETRAIL_COST_LINES=$(COST_LINES) KUBETRAIL_COST_ROUNDS=$(COST_ROUNDS) \
+		KUBETRAIL_SYNC_EVENTS=$(SYNC_EVENTS) \
+		$(GO) test -count=1 -v -timeout 3h -run "TestFluentBitAuditCost|TestSyncExistingEvents" ./test/testhost/
 
 # kubetrail audit over BENCH_AUDIT_SIZE of generated audit log (test/auditgen: an
 # hour of a busy cluster's Metadata-level events), plain and gzip, on one core
