@@ -63,8 +63,23 @@ func size(b []byte) int {
 			return -1
 		}
 		return container(b, 5, int(binary.BigEndian.Uint32(b[1:])), 1+int(c-0xdd)/2)
+	case 0xc4: // bin: in records Fluent Bit parsed, never in jsonmp's
+		if len(b) < 2 {
+			return -1
+		}
+		return within(b, 2+int(b[1]))
+	case 0xc5:
+		if len(b) < 3 {
+			return -1
+		}
+		return within(b, 3+int(binary.BigEndian.Uint16(b[1:])))
+	case 0xc6:
+		if len(b) < 5 {
+			return -1
+		}
+		return within(b, 5+int(binary.BigEndian.Uint32(b[1:])))
 	}
-	return -1 // bin, ext: jsonmp writes none
+	return -1 // ext: a record holding one takes the parser's path
 }
 
 func within(b []byte, n int) int {

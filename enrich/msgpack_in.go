@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fastjson"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -62,7 +63,7 @@ func (w *Worker) fromMsgpack(depth int) (*fastjson.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		return a.NewString(s), nil
+		return w.newString(s), nil
 	case c == msgpcode.Nil:
 		return a.NewNull(), d.DecodeNil()
 	case c == msgpcode.True || c == msgpcode.False:
@@ -190,6 +191,56 @@ func (w *Worker) fillWide() error {
 		})
 		*o.ph = *items[i]
 		*items[i] = fastjson.Value{}
+	}
+	return nil
+}
+
+// newString makes a string value of s. fastjson's Arena.NewString keeps a string with
+// a quote, a backslash or a control character as Go's strconv.Quote writes it, and
+// unescapes that text as JSON when read: "\x00", "\a", "\v", an invalid UTF-8 byte
+// ("\xff") and a rune Go does not print ("\U000e0001") came out as those escapes, not
+// as the bytes Fluent Bit handed over. Such strings are written as JSON (appendJSONKey)
+// into one array per record, parsed by fillStrings, and moved into their place.
+func (w *Worker) newString(s string) *fastjson.Value {
+	special := strings.ContainsAny(s, "\"\\")
+	for i := 0; i < len(s) && !special; i++ {
+		special = s[i] < 0x20
+	}
+	if !special {
+		return w.arena.NewString(s)
+	}
+	ph := w.arena.NewString("") // a value of its own, filled in by fillStrings
+	if len(w.strSkel) == 0 {
+		w.strSkel = append(w.strSkel, '[')
+	} else {
+		w.strSkel = append(w.strSkel, ',')
+	}
+	w.strSkel = appendJSONKey(w.strSkel, s)
+	w.strPH = append(w.strPH, ph)
+	return ph
+}
+
+// fillStrings puts the strings newString set aside into their places (before
+// fillWide moves values into wide maps).
+func (w *Worker) fillStrings() error {
+	if len(w.strPH) == 0 {
+		return nil
+	}
+	w.strSkel = append(w.strSkel, ']')
+	arr, err := w.strP.ParseBytes(w.strSkel)
+	if err != nil {
+		return fmt.Errorf("building strings: %w", err) // a bug: the text is ours
+	}
+	items, _ := arr.Array()
+	if len(items) != len(w.strPH) {
+		return fmt.Errorf("building strings: %d of %d", len(items), len(w.strPH))
+	}
+	for i, ph := range w.strPH {
+		// Type unescapes the parsed text in place, once: copies made before would
+		// keep the escaped length over the unescaped bytes (fillWide copies values,
+		// then asks their type).
+		_ = items[i].Type()
+		*ph = *items[i]
 	}
 	return nil
 }

@@ -2,11 +2,15 @@ package enrich
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // onePassOptions are the option sets the two paths are compared under.
@@ -120,4 +124,130 @@ func FuzzOnePass(f *testing.F) {
 		slow.parserOnly = true
 		compareRecords(t, fmt.Sprintf("%q", text), fast.Text([]byte(text)), slow.Text([]byte(text)))
 	})
+}
+
+// mapRecords are the texts as Fluent Bit's JSON parser would hand them over (decoded,
+// then msgpack), plus records only msgpack can hold: bin, float32, an EventTime ext,
+// NaN, duplicate and integer keys, maps wider than the one-pass path takes.
+func mapRecords(t testing.TB, texts []string) [][]byte {
+	var out [][]byte
+	for _, s := range texts {
+		var v any
+		if json.Unmarshal([]byte(s), &v) == nil {
+			if b, err := msgpack.Marshal(v); err == nil {
+				out = append(out, b)
+			}
+		}
+	}
+	ev := func(extra ...[]byte) []byte {
+		b := []byte{0x80 | byte(3+len(extra)/2)}
+		for _, kv := range [][2]any{{"auditID", "a"}, {"stage", "ResponseComplete"}, {"user", map[string]any{"username": "u"}}} {
+			k, _ := msgpack.Marshal(kv[0])
+			v, _ := msgpack.Marshal(kv[1])
+			b = append(append(b, k...), v...)
+		}
+		for _, e := range extra {
+			b = append(b, e...)
+		}
+		return b
+	}
+	str := func(s string) []byte { b, _ := msgpack.Marshal(s); return b }
+	f32 := func(f float32) []byte { b, _ := msgpack.Marshal(f); return b }
+	f64 := func(f float64) []byte { b, _ := msgpack.Marshal(f); return b }
+	wide := map[string]any{}
+	for i := 0; i < 40; i++ {
+		wide[fmt.Sprint("k", i)] = i
+	}
+	wideB, _ := msgpack.Marshal(wide)
+	out = append(out,
+		ev(str("bin"), []byte{0xc4, 3, 'x', 'y', 'z'}),
+		ev(str("f32"), f32(0.1)),
+		ev(str("f64"), f64(2.0)),
+		ev(str("big"), f64(1e21)),
+		ev(str("negzero"), f64(math.Copysign(0, -1))),
+		ev(str("nan"), f64(math.NaN())),
+		ev(str("inf"), f64(math.Inf(1))),
+		ev(str("u64"), []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}),
+		ev(str("u64small"), []byte{0xcf, 0, 0, 0, 0, 0, 0, 0, 5}),
+		ev(str("time"), []byte{0xd7, 0x00, 0x65, 0, 0, 0, 0, 0, 0, 1}),
+		ev(str("stage"), str("Panic")),
+		ev([]byte{0x07}, str("intkey")),
+		ev(str("wide"), wideB),
+		ev(str("nested"), []byte{0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02}),
+		ev(str("bytes"), str("nul\x00 bell\a vt\v bad\xff tag\U000e0001 quote\" back\\ tab\t")),
+	)
+	return out
+}
+
+// TestOnePassMapAgrees: the same for records Fluent Bit already parsed (Worker.Map).
+func TestOnePassMapAgrees(t *testing.T) {
+	texts := append(seedLines(t), lines(t, "testdata/apiserver-metadata.log")...)
+	recs := mapRecords(t, texts)
+	e0, _ := New(defaults())
+	probe := e0.NewWorker()
+	taken := 0
+	for _, m := range mapRecords(t, lines(t, "testdata/apiserver-metadata.log")) {
+		probe.reset()
+		var res Result
+		if probe.onePassMap(m, &res) {
+			taken++
+		}
+	}
+	if taken < 600 {
+		t.Fatalf("the one-pass path took only %d of the real apiserver's records", taken)
+	}
+	for name, o := range onePassOptions(t) {
+		e, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, slow := e.NewWorker(), e.NewWorker()
+		slow.parserOnly = true
+		for i, m := range recs {
+			compareRecords(t, fmt.Sprintf("%s, record %d % .60x", name, i, m), fast.Map(m), slow.Map(m))
+		}
+	}
+	t.Logf("%d records, the one-pass path took %d real apiserver ones", len(recs), taken)
+}
+
+// FuzzOnePassMap: on any msgpack record the two paths agree.
+func FuzzOnePassMap(f *testing.F) {
+	for _, m := range mapRecords(f, seedLines(f)) {
+		f.Add(m)
+	}
+	e, err := New(defaults())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, m []byte) {
+		fast, slow := e.NewWorker(), e.NewWorker()
+		slow.parserOnly = true
+		compareRecords(t, fmt.Sprintf("% x", m), fast.Map(m), slow.Map(m))
+	})
+}
+
+// TestMapStringsKeepTheirBytes: a string of a map record comes out with the bytes it
+// went in with on the parser's path too (a map wider than the one-pass path takes).
+// fastjson's Arena.NewString wrote NUL as the four characters \x00, an invalid byte
+// as \xff, U+E0001 as \U000e0001 (strconv.Quote's escapes, which JSON has not).
+func TestMapStringsKeepTheirBytes(t *testing.T) {
+	odd := "nul\x00 bell\a vt\v bad\xff tag\U000e0001 quote\" back\\ tab\t"
+	rec := map[string]any{"auditID": "a", "stage": "ResponseComplete", "odd": odd,
+		"annotations": map[string]any{"x": odd}, "list": []any{odd}}
+	for i := 0; i < 40; i++ {
+		rec[fmt.Sprint("pad", i)] = i // wider than wideMap: the parser's path
+	}
+	b, err := msgpack.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := New(defaults())
+	res := e.NewWorker().Map(b)
+	if res.Err != nil || len(res.Records) != 1 {
+		t.Fatalf("%v, %d records", res.Err, len(res.Records))
+	}
+	m := fields(t, res.Records[0])
+	if m["odd"] != odd || get(m, "annotations.x") != odd || m["list"].([]any)[0] != odd {
+		t.Fatalf("strings changed: %q, %q, %q", m["odd"], get(m, "annotations.x"), m["list"])
+	}
 }

@@ -74,8 +74,12 @@ type Worker struct {
 	widePairs []widePair
 	wideObjs  []wideObj
 	wideSeen  map[string]int
-	dec       *msgpack.Decoder
-	rd        bytes.Reader
+	// Strings of a map record that fastjson's arena would spoil (newString).
+	strP    fastjson.Parser
+	strSkel []byte
+	strPH   []*fastjson.Value
+	dec     *msgpack.Decoder
+	rd      bytes.Reader
 
 	buf  outBuf // record fields of every record of this call
 	dbuf outBuf // derived fields of the record being built
@@ -146,6 +150,8 @@ func (w *Worker) reset() {
 		clear(w.widePairs)
 	}
 	w.wideVals, w.widePairs, w.wideObjs, w.wideSkel = w.wideVals[:0], w.widePairs[:0], w.wideObjs[:0], w.wideSkel[:0]
+	clear(w.strPH)
+	w.strSkel, w.strPH = w.strSkel[:0], w.strPH[:0]
 	w.badNum = false
 	w.copyKeys = false
 }
@@ -230,12 +236,21 @@ func splitPrefix(b []byte) (host, rest []byte, ok bool) {
 // parser, in_http), or a decoded EventList / AKS envelope, given as one msgpack map.
 func (w *Worker) Map(m []byte) Result {
 	w.reset()
+	if !w.parserOnly {
+		var res Result
+		if w.onePassMap(m, &res) {
+			return w.finish(res)
+		}
+	}
 	if w.dec == nil {
 		w.dec = msgpack.NewDecoder(&w.rd)
 	}
 	w.rd.Reset(m)
 	w.dec.Reset(&w.rd)
 	v, err := w.fromMsgpack(0)
+	if err == nil {
+		err = w.fillStrings()
+	}
 	if err == nil {
 		err = w.fillWide()
 	}

@@ -94,7 +94,7 @@ func AppendValue(dst []byte, v *fastjson.Value, depth int) ([]byte, error) {
 		// scratch buffer, no state.
 		start := len(dst)
 		dst = v.MarshalTo(dst)
-		return appendNumber(dst, start)
+		return AppendNumberText(dst, start)
 	case fastjson.TypeTrue:
 		dst = AppendBool(dst, true)
 	case fastjson.TypeFalse:
@@ -105,8 +105,11 @@ func AppendValue(dst []byte, v *fastjson.Value, depth int) ([]byte, error) {
 	return dst, err
 }
 
-// appendNumber replaces the number text at dst[start:] by its msgpack.
-func appendNumber(dst []byte, start int) ([]byte, error) {
+// AppendNumberText replaces the number text at dst[start:] by its msgpack: an
+// integer that fits int64 or uint64 in the smallest form, any other JSON number as a
+// float64, one out of float64's range as a string of its text; a text that is no JSON
+// number is written as a string too, with a *NumberError.
+func AppendNumberText(dst []byte, start int) ([]byte, error) {
 	raw := dst[start:]
 	if !IsNumber(raw) {
 		err := &NumberError{Text: string(raw[:min(len(raw), 64)])} // before raw moves

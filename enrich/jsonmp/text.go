@@ -17,7 +17,7 @@ import (
 // parse ~35% of the instructions, the walk and writing ~25%); here each byte of the
 // text is read once. The output is, byte for byte, what AppendValue writes for the
 // tree fastjson parses from the same text (TestAppendPairsAgrees, FuzzAppendPairs):
-// strings unescaped as fastjson unescapes them, numbers through the same appendNumber.
+// strings unescaped as fastjson unescapes them, numbers through the same AppendNumberText.
 // What this writer does not take on it refuses with ErrFallback rather than guess
 // (a number that is not JSON, nesting deeper than fallbackDepth, any syntax error): the
 // caller then parses the text with fastjson, whose answer (a record, or the error) is
@@ -290,7 +290,7 @@ func literal(dst, s []byte, i int, word string, code byte) ([]byte, int, bool) {
 	return append(dst, code), i + len(word), true
 }
 
-// number writes the number as AppendValue does: its text through appendNumber. A
+// number writes the number as AppendValue does: its text through AppendNumberText. A
 // text that is no JSON number goes to the parser, which says so.
 func number(dst, s []byte, i int) ([]byte, int, bool) {
 	j := i
@@ -307,7 +307,7 @@ func number(dst, s []byte, i int) ([]byte, int, bool) {
 		return dst, i, false
 	}
 	start := len(dst)
-	dst, err := appendNumber(append(dst, raw...), start)
+	dst, err := AppendNumberText(append(dst, raw...), start)
 	return dst, j, err == nil
 }
 
