@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -144,48 +146,81 @@ func isGone(err error) bool { return apierrors.IsResourceExpired(err) || apierro
 // list reads every Event, page by page (kube_request_limit), queues the new ones and
 // returns the list's resourceVersion, from which the watch continues. silent marks
 // them emitted without emitting them (emit_existing off, first start). exact, when
-// set, is the resourceVersion of the snapshot to read again. The next page is fetched
-// while this one is handled: the API server and the decoding work in parallel.
+// set, is the resourceVersion of the snapshot to read again.
+//
+// Each page is read as it arrives (listReader: one Event parsed at a time), and the
+// next page is requested as soon as this one's continue token is read, so that the API
+// server prepares it while this one is handled. Memory holds at most the page being
+// read and the next one as far as it arrived: Go's HTTP/2 transport buffers a response
+// only up to its stream flow-control window (4 MB, http2 transportDefaultStreamFlow)
+// until it is read, and a 500-Event page is under 1 MB.
 func (in *Input) list(ctx context.Context, silent bool, exact string) (string, error) {
 	in.stats.lists.Add(1)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var parsers fastjson.ParserPool
-	pages := in.fetchPages(lctx, &parsers, exact)
-	listRV, n, items := "", 0, 0
-	for p := range pages {
+	var next chan pageBody // the next page, requested ahead
+	defer func() {
+		if next != nil {
+			go func(c chan pageBody) { // cancel() ends its request; close what arrived
+				if p := <-c; p.body != nil {
+					p.body.Close()
+				}
+			}(next)
+		}
+	}()
+	listRV, cont, n, items := "", "", 0, 0
+	for {
+		var p pageBody
+		if next != nil {
+			p, next = <-next, nil
+		} else {
+			p.body, p.err = in.openPage(lctx, cont, exact)
+		}
 		if p.err != nil {
+			if apierrors.IsResourceExpired(p.err) && cont != "" {
+				// The continue token outlived etcd's compaction: the pages start over;
+				// what was queued is deduplicated.
+				in.log.Infof("list: page %d expired (410): listing again from the start", n+1)
+				listRV, cont = "", ""
+				continue
+			}
 			return "", p.err
 		}
-		if p.restart {
-			// The continue token outlived etcd's compaction: the pages start over;
-			// what was queued is deduplicated.
-			in.log.Infof("list: page %d expired (410): listing again from the start", n+1)
-			listRV = ""
-			continue
-		}
-		if listRV == "" {
-			listRV = string(p.list.GetStringBytes("metadata", "resourceVersion"))
+		err := in.pages.read(p.body, func(m listMeta) error {
 			if listRV == "" {
-				return "", errors.New("the API server returned a list without resourceVersion")
+				if listRV = m.resourceVersion; listRV == "" {
+					return errors.New("the API server returned a list without resourceVersion")
+				}
+				in.startList(listRV, silent)
 			}
-			in.startList(listRV, silent)
+			if cont = m.cont; cont != "" {
+				next = make(chan pageBody, 1)
+				go func(cont string) {
+					var p pageBody
+					p.body, p.err = in.openPage(lctx, cont, exact)
+					next <- p
+				}(cont)
+			}
+			return nil
+		}, func(raw []byte) error {
+			v, err := in.itemParser.ParseBytes(raw)
+			if err != nil {
+				return fmt.Errorf("list page %d, item %d: %w", n+1, items+1, err)
+			}
+			items++
+			return in.handle(ctx, v, silent, "")
+		})
+		p.body.Close()
+		if err != nil {
+			return "", err
 		}
 		n++
-		for _, it := range p.list.GetArray("items") {
-			items++
-			if err := in.handle(ctx, it, silent, ""); err != nil {
-				return "", err
-			}
+		if cont == "" {
+			break
 		}
-		// Nothing refers to the page's values any more (records are copies).
-		parsers.Put(p.parser)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
-	}
-	if listRV == "" {
-		return "", errors.New("the API server returned a list without resourceVersion")
 	}
 	if err := in.put(ctx, item{rv: listRV}); err != nil {
 		return "", err
@@ -198,74 +233,49 @@ func (in *Input) list(ctx context.Context, silent bool, exact string) (string, e
 	return listRV, nil
 }
 
-type page struct {
-	list    *fastjson.Value  // the parsed list
-	parser  *fastjson.Parser // list's, to give back once the page is handled
-	restart bool             // the pages start over (expired continue token)
-	err     error
+// pageBody is one LIST page's response body, or why there is none.
+type pageBody struct {
+	body io.ReadCloser
+	err  error
 }
 
-// fetchPages sends the pages of one LIST, one ahead of the reader, until the last page
-// or an error; it stops when ctx ends. Pages are read as the API's JSON and parsed
-// with fastjson: client-go's decoding into unstructured objects cost ~50 µs per Event,
-// the largest part of a first sync (measured here); this is a few µs.
-func (in *Input) fetchPages(ctx context.Context, parsers *fastjson.ParserPool, exact string) <-chan page {
-	out := make(chan page, 1)
-	go func() {
-		defer close(out)
-		send := func(p page) bool {
-			select {
-			case out <- p:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		cont := ""
-		for {
-			req := in.raw.Get().AbsPath(in.api.path(in.cfg.Namespace))
-			if in.cfg.RequestLimit > 0 {
-				req = req.Param("limit", strconv.FormatInt(in.cfg.RequestLimit, 10))
-			}
-			switch {
-			case cont != "":
-				req = req.Param("continue", cont)
-			case exact != "":
-				req = req.Param("resourceVersion", exact).Param("resourceVersionMatch", "Exact")
-			}
-			if in.cfg.FieldSelector != "" {
-				req = req.Param("fieldSelector", in.cfg.FieldSelector)
-			}
-			body, err := req.Do(ctx).Raw()
-			if err != nil {
-				err = statusError(body, err)
-				if apierrors.IsResourceExpired(err) && cont != "" {
-					cont = ""
-					if !send(page{restart: true}) {
-						return
-					}
-					continue
-				}
-				send(page{err: err})
-				return
-			}
-			// A parser per page in flight (the values stay valid while the reader
-			// works on them), reused from the pool: a page's parse tree is a few MB.
-			parser := parsers.Get()
-			l, err := parser.ParseBytes(body)
-			if err != nil {
-				send(page{err: fmt.Errorf("list page: %w", err)})
-				return
-			}
-			// Read before sending: fastjson values are not safe for concurrent use
-			// (lookups unescape keys in place).
-			cont = string(l.GetStringBytes("metadata", "continue"))
-			if !send(page{list: l, parser: parser}) || cont == "" {
-				return
-			}
-		}
-	}()
-	return out
+// openPage requests one page of the LIST (after cont; of the snapshot exact when set)
+// and returns its body unread. Pages are read as the API's JSON (listReader): client-go's
+// decoding into unstructured objects cost ~50 µs per Event, the largest part of a first
+// sync (measured here); this is a few µs. The request goes through the REST client's
+// own http.Client (its TLS, authentication and user agent); client-go's Request.Stream
+// is not used because it turns an error response into a message without the API
+// server's Status, which names the user and the missing permission.
+func (in *Input) openPage(ctx context.Context, cont, exact string) (io.ReadCloser, error) {
+	req := in.raw.Get().AbsPath(in.api.path(in.cfg.Namespace))
+	if in.cfg.RequestLimit > 0 {
+		req = req.Param("limit", strconv.FormatInt(in.cfg.RequestLimit, 10))
+	}
+	switch {
+	case cont != "":
+		req = req.Param("continue", cont)
+	case exact != "":
+		req = req.Param("resourceVersion", exact).Param("resourceVersionMatch", "Exact")
+	}
+	if in.cfg.FieldSelector != "" {
+		req = req.Param("fieldSelector", in.cfg.FieldSelector)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, req.URL().String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Accept", "application/json")
+	resp, err := in.raw.Client.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp.Body, nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return nil, statusError(body, apierrors.NewGenericServerResponse(resp.StatusCode, "list",
+		in.api.gvr.GroupResource(), "", strings.TrimSpace(string(body)), 0, true))
 }
 
 // statusError returns the API server's Status in body as the error (its message names

@@ -36,9 +36,12 @@ type Input struct {
 	stream string // what the checkpoint belongs to: API, namespace and selector
 	rest   *rest.Config
 	res    dynamic.ResourceInterface // WATCH
-	raw    rest.Interface            // LIST pages, as JSON
-	// watchParser parses watched Events (the collector goroutine's).
+	raw    *rest.RESTClient          // LIST pages, as JSON
+	// The collector goroutine's: watchParser parses watched Events, pages reads LIST
+	// pages and itemParser parses their Events, one at a time.
 	watchParser fastjson.Parser
+	pages       listReader
+	itemParser  fastjson.Parser
 	store       state.Store
 	q           *queue
 	coder       *encoder                       // owned by the collector goroutine
