@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,7 @@ func (in *Input) collect(ctx context.Context, rv string, mayBeFirst bool) {
 			}
 			in.status.set("api", nil)
 			rv, silent, exact = listRV, false, ""
+			go in.freeAfterList(ctx)
 		}
 		start := time.Now()
 		next, err := in.watch(ctx, rv)
@@ -103,6 +105,27 @@ func (in *Input) collect(ctx context.Context, rv string, mayBeFirst bool) {
 				bo = newBackoff()
 			}
 		}
+	}
+}
+
+// freeAfterList returns the memory a LIST used to the OS once Fluent Bit has taken what
+// it queued (or after a minute; the watch that follows queues its Events meanwhile): runtime/debug.FreeOSMemory collects and releases every
+// free page at once, where the runtime's background scavenger would return it over
+// minutes, or keep it up to the memory limit. A LIST is rare (the first sync, a 410),
+// and one collection of the heap left (a few MB) takes milliseconds.
+func (in *Input) freeAfterList(ctx context.Context) {
+	for range 60 {
+		if n, _ := in.q.len(); n == 0 {
+			break
+		}
+		if sleep(ctx, time.Second); ctx.Err() != nil {
+			return
+		}
+	}
+	// The last batch taken is copied out in the same callback (Batch.MoveTo); one more
+	// callback period and its records are garbage too.
+	if sleep(ctx, 2*time.Second); ctx.Err() == nil {
+		debug.FreeOSMemory()
 	}
 }
 

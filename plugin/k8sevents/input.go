@@ -144,6 +144,9 @@ func newInput(cfg conf.Events, rc *rest.Config, log flblog.Logger, opts ...Optio
 	in.coder = newEncoder(&in.api, cfg.ClusterName)
 	in.stream = fmt.Sprintf("%s|%s|%s", cfg.API, cfg.Namespace, cfg.FieldSelector)
 	in.status.log = log
+	if msg := setMemLimit(memBudget(cfg.BufferMaxSize), 1); msg != "" {
+		log.Infof("%s", msg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
 	go in.run(ctx)
@@ -430,5 +433,6 @@ func (in *Input) Close() Stats {
 	if err := in.store.Close(); err != nil && !errors.Is(err, state.ErrClosed) {
 		in.log.Errorf("db: closing: %v", err)
 	}
+	setMemLimit(memBudget(in.cfg.BufferMaxSize), -1)
 	return in.Stats()
 }
