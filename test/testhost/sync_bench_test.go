@@ -31,7 +31,8 @@ import (
 // page, a db file), both to a file output. Then, the consumer left idle for
 // KUBETRAIL_SYNC_SETTLE (default 15s), its RSS and private memory at steady state.
 // For each N of KUBETRAIL_SYNC_EVENTS (e.g. 10000,100000); skipped when unset (make
-// bench-events sets it). It asserts only that every consumer writes all N records: the
+// bench-events sets it). It asserts only that every consumer writes all N records, and
+// k8s_events none twice: the
 // figures are for docs/performance.md.
 //
 // Knobs, for measuring configurations on one apiserver (creating 100,000 Events takes
