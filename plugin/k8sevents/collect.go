@@ -218,11 +218,11 @@ func (in *Input) list(ctx context.Context, silent bool, exact string) (string, e
 			}
 			if cont = m.cont; cont != "" {
 				next = make(chan pageBody, 1)
-				go func(cont string) {
+				go func(c chan<- pageBody, cont string) {
 					var p pageBody
 					p.body, p.err = in.openPage(lctx, cont, exact)
-					next <- p
-				}(cont)
+					c <- p
+				}(next, cont)
 			}
 			return nil
 		}, func(raw []byte) error {
