@@ -46,18 +46,25 @@ func (w *Worker) onePass(body []byte, ctx inputCtx, res *Result) (ok bool) {
 		w.keys = append(w.keys, b2s(k))
 		t.set(k, out[f.Value:f.End])
 	}
+	return w.onePassEvent(&t, ctx, start, keys, res)
+}
+
+// onePassEvent finishes an event whose own fields the one pass wrote at start (keys
+// at keys): derive, the rules, the derived fields. False, with nothing written, for a
+// document that is not an event (no auditID): the parser's path finds what it is.
+func (w *Worker) onePassEvent(t *top, ctx inputCtx, start, keys int, res *Result) bool {
 	if len(t.auditID) == 0 {
 		w.buf.b, w.keys = w.buf.b[:start], w.keys[:keys]
-		return false // not an event: the parser's path finds what it is
+		return false
 	}
-	w.derive(&t, ctx)
-	if w.dropped(&t) {
+	w.derive(t, ctx)
+	if w.dropped(t) {
 		w.buf.b, w.keys = w.buf.b[:start], w.keys[:keys]
 		res.Dropped++
 		return true
 	}
 	w.redact = w.redact[:0]
-	w.finishRecord(&t, &w.d, ctx, start, keys)
+	w.finishRecord(t, &w.d, ctx, start, keys)
 	res.Records = w.records
 	return true
 }
@@ -119,19 +126,7 @@ func (w *Worker) onePassMap(m []byte, res *Result) (ok bool) {
 		w.keys = append(w.keys, b2s(kv))
 		t.set(kv, w.buf.b[at:])
 	}
-	if len(t.auditID) == 0 {
-		return decline() // not an event: the parser's path finds what it is
-	}
-	w.derive(&t, ctx)
-	if w.dropped(&t) {
-		w.buf.b, w.keys = w.buf.b[:start], w.keys[:keys]
-		res.Dropped++
-		return true
-	}
-	w.redact = w.redact[:0]
-	w.finishRecord(&t, &w.d, ctx, start, keys)
-	res.Records = w.records
-	return true
+	return w.onePassEvent(&t, ctx, start, keys, res)
 }
 
 // dupKey reports whether k is one of seen (the keys before it in a map of at most

@@ -212,13 +212,7 @@ func (tw *TextWriter) value(dst, s []byte, i int) ([]byte, int, bool) {
 			}
 			stack = append(stack, frame{hdr: hdr, isMap: isMap})
 			if isMap {
-				if i >= len(s) || s[i] != '"' {
-					return dst, i, false
-				}
-				if dst, i, ok = tw.str(dst, s, i); !ok {
-					return dst, i, false
-				}
-				if i = colon(s, i); i < 0 {
+				if dst, i, ok = tw.key(dst, s, i); !ok {
 					return dst, i, false
 				}
 			}
@@ -261,13 +255,7 @@ func (tw *TextWriter) value(dst, s []byte, i int) ([]byte, int, bool) {
 			}
 			if more {
 				if top.isMap {
-					if i >= len(s) || s[i] != '"' {
-						return dst, i, false
-					}
-					if dst, i, ok = tw.str(dst, s, i); !ok {
-						return dst, i, false
-					}
-					if i = colon(s, i); i < 0 {
+					if dst, i, ok = tw.key(dst, s, i); !ok {
 						return dst, i, false
 					}
 				}
@@ -281,6 +269,21 @@ func (tw *TextWriter) value(dst, s []byte, i int) ([]byte, int, bool) {
 			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// key writes the key at s[i] of a map's entry and reads the ':' after it.
+func (tw *TextWriter) key(dst, s []byte, i int) ([]byte, int, bool) {
+	if i >= len(s) || s[i] != '"' {
+		return dst, i, false
+	}
+	dst, i, ok := tw.str(dst, s, i)
+	if !ok {
+		return dst, i, false
+	}
+	if i = colon(s, i); i < 0 {
+		return dst, i, false
+	}
+	return dst, i, true
 }
 
 func literal(dst, s []byte, i int, word string, code byte) ([]byte, int, bool) {

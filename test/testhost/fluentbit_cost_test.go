@@ -77,30 +77,7 @@ func TestFluentBitAuditCost(t *testing.T) {
 	for r := 0; r < rounds; r++ {
 		for i, p := range pipelines {
 			cfg := filepath.Join(dir, fmt.Sprintf("p%d.conf", i))
-			err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[SERVICE]
-    Flush        1
-    Grace        1
-    Log_Level    warn
-    Plugins_File %s
-    Parsers_File parsers.conf
-
-[INPUT]
-    Name              tail
-    Path              %s
-    Read_from_Head    on
-    Exit_On_Eof       on
-    Buffer_Chunk_Size 256k
-    Buffer_Max_Size   16m
-    Tag               audit
-%s
-%s
-[OUTPUT]
-    Name  null
-    Match *
-`, pluginsConf, log, p.input, p.filter)), 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
+			writeCostConfig(t, cfg, pluginsConf, log, "    Buffer_Chunk_Size 256k\n    Buffer_Max_Size   16m\n"+p.input, p.filter, "    Name  null\n    Match *\n")
 			cpu[i] = append(cpu[i], runForCPU(t, fb, dir, cfg))
 		}
 		// A check that the filters did their work, once, on a small file: the
@@ -130,6 +107,33 @@ func TestFluentBitAuditCost(t *testing.T) {
 	t.Logf("k8s_audit / parser json = %.2f (goal <= 1.0), / parser json with time = %.2f; (parser + lua) / k8s_audit = %.2f (goal >= 4)",
 		per(2)/per(1), per(2)/per(3), per(4)/per(2))
 	t.Logf("the whole pipeline with k8s_audit: %.0f records per CPU-second", float64(lines)/med(2).Seconds())
+}
+
+// writeCostConfig writes a classic configuration: tail of path from its head until
+// its end (then Fluent Bit exits), the tail lines input, the filter stanza, the output
+// stanza's lines.
+func writeCostConfig(t *testing.T, cfg, pluginsConf, path, input, filter, output string) {
+	t.Helper()
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[SERVICE]
+    Flush        1
+    Grace        1
+    Log_Level    warn
+    Plugins_File %s
+    Parsers_File parsers.conf
+
+[INPUT]
+    Name              tail
+    Path              %s
+    Read_from_Head    on
+    Exit_On_Eof       on
+    Tag               audit
+%s
+%s
+[OUTPUT]
+%s`, pluginsConf, path, input, filter, output)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // runForCPU runs Fluent Bit until it exits (Exit_On_Eof) and returns its CPU time.
@@ -162,29 +166,7 @@ func checkCostPipelines(t *testing.T, fb, dir, pluginsConf string, lines []strin
 		{"    Parser json\n", "[FILTER]\n    Name   lua\n    Match  *\n    script derive.lua\n    call   derive\n", "user_type"},
 	} {
 		cfg := filepath.Join(dir, "check.conf")
-		err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[SERVICE]
-    Flush        1
-    Grace        1
-    Log_Level    warn
-    Plugins_File %s
-    Parsers_File parsers.conf
-
-[INPUT]
-    Name           tail
-    Path           %s
-    Read_from_Head on
-    Exit_On_Eof    on
-    Tag            audit
-%s
-%s
-[OUTPUT]
-    Name   stdout
-    Match  *
-    Format json_lines
-`, pluginsConf, small, c.input, c.filter)), 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
+		writeCostConfig(t, cfg, pluginsConf, small, c.input, c.filter, "    Name   stdout\n    Match  *\n    Format json_lines\n")
 		run := runFluentBit(t, dir, cfg, len(lines))
 		recs := run.records(t)
 		if len(recs) != len(lines) {
