@@ -116,14 +116,12 @@ func (w *Worker) event(ev *fastjson.Value, ctx inputCtx, res *Result) error {
 		w.encodeOwn(&t, ctx, true)
 	} else {
 		t.o.Visit(func(k []byte, v *fastjson.Value) {
-			if string(k) == "requestObject" || string(k) == "responseObject" {
+			if !t.set(k, nil) { // not a field derive reads (requestObject among them)
 				return
 			}
 			at := len(w.scratch.b)
 			w.encodeValue(&w.scratch, v, 0)
-			if !t.set(k, w.scratch.b[at:]) {
-				w.scratch.b = w.scratch.b[:at]
-			}
+			t.set(k, w.scratch.b[at:])
 		})
 	}
 	if len(t.auditID) == 0 {
