@@ -39,7 +39,13 @@ var AuditProperties = []Property{
 	{"dedup", "off", "emit each audit event once: drop a record whose (auditID, stage, stageTimestamp) was already emitted"},
 	{"dedup_file", "", "file keeping the dedup state across restarts (empty: in memory only, a restart forgets it)"},
 	{"dedup_max_entries", "1000000", "events dedup remembers, the oldest forgotten first (24 bytes each: 24 MiB for 1000000)"},
+	{"metrics", "off", "add the fields log_to_metrics counts: metrics (once per request) and user_top (see metrics.md)"},
+	{"metrics_top_users", "20", "with metrics on: the most users user_top names, the rest being other (0: no user_top)"},
 }
+
+// MaxTopUsers bounds metrics_top_users: each name is a label value, and the series
+// multiply with the other labels.
+const MaxTopUsers = 1000
 
 // MaxDedupEntries bounds dedup_max_entries (about 2.4 GiB of memory).
 const MaxDedupEntries = 100_000_000
@@ -71,6 +77,7 @@ func ParseAudit(g Getter) (Audit, error) {
 		{"redact_exec_command", &a.Enrich.RedactExecCommand},
 		{"drop_managed_fields", &a.Enrich.DropManagedFields},
 		{"dedup", &a.Dedup},
+		{"metrics", &a.Enrich.Metrics},
 	}
 	for _, b := range bools {
 		if *b.dst, err = ParseBool(auditValue(g, b.name)); err != nil {
@@ -108,6 +115,10 @@ func ParseAudit(g Getter) (Audit, error) {
 		return fail("dedup_max_entries", fmt.Errorf("invalid number %q: want an integer from 1 to %d", v, MaxDedupEntries))
 	}
 	a.DedupMaxEntries = n
+	v = auditValue(g, "metrics_top_users")
+	if a.Enrich.TopUsers, err = strconv.Atoi(v); err != nil || a.Enrich.TopUsers < 0 || a.Enrich.TopUsers > MaxTopUsers {
+		return fail("metrics_top_users", fmt.Errorf("invalid number %q: want an integer from 0 to %d", v, MaxTopUsers))
+	}
 	return a, nil
 }
 
@@ -151,6 +162,10 @@ func (a Audit) Effective() []string {
 			v = a.DedupFile
 		case "dedup_max_entries":
 			v = strconv.Itoa(a.DedupMaxEntries)
+		case "metrics":
+			v = FormatBool(a.Enrich.Metrics)
+		case "metrics_top_users":
+			v = strconv.Itoa(a.Enrich.TopUsers)
 		default:
 			panic("conf: Effective misses property " + p.Name)
 		}

@@ -31,6 +31,7 @@ func TestParseAuditDefaults(t *testing.T) {
 			Redact:            true,
 			MaxObjectSize:     64 << 10,
 			DropManagedFields: true,
+			TopUsers:          20,
 		},
 		DedupMaxEntries: 1000000,
 	}
@@ -67,6 +68,8 @@ func TestParseAuditAllSet(t *testing.T) {
 		"dedup":               "On",
 		"dedup_file":          " /var/lib/kubetrail/audit-dedup ",
 		"dedup_max_entries":   "2500000",
+		"metrics":             "on",
+		"metrics_top_users":   " 5",
 	}
 	got, err := ParseAudit(g)
 	if err != nil {
@@ -87,6 +90,8 @@ func TestParseAuditAllSet(t *testing.T) {
 			DropManagedFields: false,
 			Keep:              mustRules(t, "verb=create,update,patch,delete"),
 			Drop:              mustRules(t, "stage=RequestReceived; nonresource=/healthz*"),
+			Metrics:           true,
+			TopUsers:          5,
 		},
 		Dedup:           true,
 		DedupFile:       "/var/lib/kubetrail/audit-dedup",
@@ -154,6 +159,9 @@ func TestParseAuditErrors(t *testing.T) {
 		{"dedup_file", "/tmp/x", `k8s_audit: property "dedup_file": set, but dedup is off: add dedup on`},
 		{"dedup_max_entries", "0", `k8s_audit: property "dedup_max_entries": invalid number "0": want an integer from 1 to 100000000`},
 		{"dedup_max_entries", "1m", `property "dedup_max_entries": invalid number "1m"`},
+		{"metrics", "yes please", `property "metrics"`},
+		{"metrics_top_users", "-1", `k8s_audit: property "metrics_top_users": invalid number "-1": want an integer from 0 to 1000`},
+		{"metrics_top_users", "1001", `want an integer from 0 to 1000`},
 		{"dedup_max_entries", "-5", `invalid number "-5"`},
 		{"dedup_max_entries", "100000001", `invalid number "100000001"`},
 	}
@@ -298,6 +306,7 @@ func TestAuditEffective(t *testing.T) {
 		"time_source=request_received", "redact=on", "redact_exec_command=off", `redact_paths=""`,
 		"max_object_size=64k", "drop_managed_fields=on", `keep=""`, `drop=""`,
 		"dedup=off", `dedup_file=""`, "dedup_max_entries=1000000",
+		"metrics=off", "metrics_top_users=20",
 	}
 	if got := a.Effective(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Effective of defaults = %q, want %q", got, want)

@@ -55,6 +55,14 @@ type Options struct {
 	Drop RuleSet
 	// Summary fills Record.Summary. Off for the Fluent Bit filter, which never reads it.
 	Summary bool
+	// Metrics adds the fields Fluent Bit's log_to_metrics counts: "metrics" on the
+	// record that counts its request once (its last stage), "timed" when its
+	// duration is the server's latency, "counted" when it is long-running; and
+	// "user_top" there: the user's name for the TopUsers users making the most
+	// requests, "other" for the rest (see topUsers).
+	Metrics bool
+	// TopUsers bounds user_top's names (0: no user_top).
+	TopUsers int
 	// SummaryOnly skips encoding the records, and the modifications that only the
 	// encoded record would show (redaction but for the request URI's, size limits):
 	// each Record has its Time and Summary, an empty Fields and Count 0. For tools

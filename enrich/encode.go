@@ -100,7 +100,7 @@ func isDerivedName(k []byte) bool {
 		"hostname", "group_resource", "namespace", "resource", "name", "subresource",
 		"api_group", "api_version", "request_path", "query", "latency_ms", "pod_security",
 		"admission_webhooks", "deprecated_api", "removed_release", "truncated", "truncation",
-		"redacted":
+		"redacted", "metrics", "user_top":
 		return true
 	}
 	return false
@@ -217,7 +217,48 @@ func (w *Worker) encodeDerived(out *outBuf, t *top, d *derived, ctx inputCtx) in
 			dw.enc.strs(p)
 		}
 	}
+	if w.e.opts.Metrics {
+		w.encodeMetrics(&dw, t, d)
+	}
 	return dw.n
+}
+
+// encodeMetrics writes the fields log_to_metrics counts (conf/examples/audit-metrics.conf):
+// "metrics" on the one record that counts its request, and "user_top".
+func (w *Worker) encodeMetrics(dw *derivedWriter, t *top, d *derived) {
+	if !FinalStage(t.stage, d.code) {
+		return
+	}
+	dw.key("metrics")
+	if d.longRunning || !d.hasDuration {
+		dw.enc.strs("counted")
+	} else {
+		dw.enc.strs("timed")
+	}
+	if w.e.top == nil || len(d.username) == 0 {
+		return
+	}
+	dw.key("user_top")
+	if w.e.top.isNamed(d.username) {
+		dw.enc.str(d.username)
+	} else {
+		dw.enc.strs(otherUser)
+	}
+}
+
+// FinalStage reports whether a record of stage (with status code) is the last the
+// apiserver writes for its request, which counts the request once: RequestReceived is
+// not, nor is ResponseStarted unless the request failed there. The apiserver writes a
+// failed authentication (401) at ResponseStarted and at no other stage, so leaving out
+// every ResponseStarted (as kubectl-dev_tool does) would hide every 401.
+func FinalStage(stage []byte, code int64) bool {
+	switch string(stage) {
+	case "RequestReceived":
+		return false
+	case "ResponseStarted":
+		return code >= 400
+	}
+	return true
 }
 
 // encodeQuery writes the query parameters that matter as a map "query".

@@ -98,6 +98,7 @@ func TestDerivedFields(t *testing.T) {
 	files = append(append(files, "../conf/examples/sample-audit.log"), repo.SharedAuditFiles(t, "*.log")...)
 	opts := defaults()
 	opts.DerivedKey = "k8s"
+	opts.Metrics, opts.TopUsers = true, 3
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ type Enricher struct {
 	opts        Options
 	redactPaths [][]string
 	pool        sync.Pool
+	top         *topUsers // user_top's names, with Options.Metrics and TopUsers > 0
 }
 
 // New checks the options and returns an Enricher.
@@ -35,6 +36,12 @@ func New(opts Options) (*Enricher, error) {
 	}
 	if opts.MaxObjectSize < 0 {
 		return nil, fmt.Errorf("max object size %d is negative", opts.MaxObjectSize)
+	}
+	if opts.TopUsers < 0 {
+		return nil, fmt.Errorf("top users %d is negative", opts.TopUsers)
+	}
+	if opts.Metrics && opts.TopUsers > 0 {
+		e.top = newTopUsers(opts.TopUsers)
 	}
 	e.pool.New = func() any { return e.NewWorker() }
 	return e, nil

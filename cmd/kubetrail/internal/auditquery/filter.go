@@ -234,13 +234,6 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 }
 
 // finalStage reports whether the record is the last the apiserver wrote for its
-// request (see Spec.FinalStage).
-func finalStage(s *enrich.Summary) bool {
-	switch string(s.Stage) {
-	case "RequestReceived":
-		return false
-	case "ResponseStarted":
-		return s.Code >= 400
-	}
-	return true
-}
+// request (see Spec.FinalStage and enrich.FinalStage, which k8s_audit's metrics field
+// uses too).
+func finalStage(s *enrich.Summary) bool { return enrich.FinalStage(s.Stage, int64(s.Code)) }
