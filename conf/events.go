@@ -66,6 +66,11 @@ type Events struct {
 	// BufferMaxSize bounds the Events waiting for Fluent Bit (encoded bytes); the watch
 	// stops reading while it is full.
 	BufferMaxSize int
+
+	// MetricsPort serves the instance's health metrics at /metrics (0: off), on
+	// MetricsListen.
+	MetricsPort   int
+	MetricsListen string
 }
 
 // Event rule fields: what include/exclude rules of k8s_events can look at.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -51,6 +52,8 @@ var EventsProperties = []Property{
 	{"leader_election_retry_period", "2s", "interval between Lease renewals and acquisition attempts"},
 	{"checkpoint_interval", "30s", "with leader_election: how often the leader stores its checkpoint in the ConfigMap"},
 	{"buffer_max_size", "8m", "most Event bytes waiting for Fluent Bit, and most handed over per second; the watch pauses while full"},
+	{"metrics_port", "0", "serve this instance's health metrics (Prometheus text) on this port at /metrics (0: off); see metrics.md"},
+	{"metrics_listen", "127.0.0.1", "address metrics_port listens on (0.0.0.0: every interface)"},
 }
 
 const eventsPlugin = "k8s_events"
@@ -170,6 +173,14 @@ func ParseEvents(g Getter) (Events, error) {
 	}
 	if e.BufferMaxSize < 64<<10 {
 		return fail("buffer_max_size", fmt.Errorf("%q is too small: at least 64k (one Event can be that large)", v))
+	}
+	v = eventsValue(g, "metrics_port")
+	if e.MetricsPort, err = strconv.Atoi(v); err != nil || e.MetricsPort < 0 || e.MetricsPort > 65535 {
+		return fail("metrics_port", fmt.Errorf("%q: want a TCP port, 1-65535, or 0 for off", v))
+	}
+	e.MetricsListen = eventsValue(g, "metrics_listen")
+	if net.ParseIP(e.MetricsListen) == nil {
+		return fail("metrics_listen", fmt.Errorf("%q: want an IP address (127.0.0.1, 0.0.0.0, ::)", e.MetricsListen))
 	}
 	return e, nil
 }
@@ -321,6 +332,10 @@ func (e Events) Effective() []string {
 			v = FormatTime(e.CheckpointInterval)
 		case "buffer_max_size":
 			v = FormatSize(e.BufferMaxSize)
+		case "metrics_port":
+			v = strconv.Itoa(e.MetricsPort)
+		case "metrics_listen":
+			v = e.MetricsListen
 		default:
 			panic("conf: Effective misses property " + p.Name)
 		}

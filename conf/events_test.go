@@ -56,6 +56,7 @@ func eventsDefaults() Events {
 		RetryPeriod:        2 * time.Second,
 		CheckpointInterval: 30 * time.Second,
 		BufferMaxSize:      8 << 20,
+		MetricsListen:      "127.0.0.1",
 	}
 }
 
@@ -135,6 +136,8 @@ func TestParseEventsAllSet(t *testing.T) {
 		"leader_election_retry_period":   "0.5s",
 		"checkpoint_interval":            "1.5m",
 		"buffer_max_size":                "64MB",
+		"metrics_port":                   " 2022",
+		"metrics_listen":                 "0.0.0.0",
 	}
 	if len(g) != len(EventsProperties) {
 		t.Fatalf("the test sets %d properties, EventsProperties has %d", len(g), len(EventsProperties))
@@ -172,6 +175,8 @@ func TestParseEventsAllSet(t *testing.T) {
 		RetryPeriod:        500 * time.Millisecond,
 		CheckpointInterval: 90 * time.Second,
 		BufferMaxSize:      64 << 20,
+		MetricsPort:        2022,
+		MetricsListen:      "0.0.0.0",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("all set:\n got %+v\nwant %+v", got, want)
@@ -497,6 +502,10 @@ func TestParseEventsErrors(t *testing.T) {
 		{MapGetter{"buffer_max_size": "63k"}, "buffer_max_size", `"63k" is too small: at least 64k`},
 		{MapGetter{"buffer_max_size": "off"}, "buffer_max_size", `"off" is too small`},
 		{MapGetter{"buffer_max_size": "65535"}, "buffer_max_size", `too small`},
+		{MapGetter{"metrics_port": "65536"}, "metrics_port", `"65536": want a TCP port, 1-65535, or 0 for off`},
+		{MapGetter{"metrics_port": "http"}, "metrics_port", `want a TCP port`},
+		{MapGetter{"metrics_port": "-1"}, "metrics_port", `want a TCP port`},
+		{MapGetter{"metrics_listen": "localhost"}, "metrics_listen", `"localhost": want an IP address`},
 		{MapGetter{"buffer_max_size": "12x"}, "buffer_max_size", `invalid size "12x": unknown unit "x"`},
 		{MapGetter{"buffer_max_size": "-1"}, "buffer_max_size", `invalid size "-1": must not be negative`},
 	}
@@ -589,6 +598,7 @@ func TestEventsEffective(t *testing.T) {
 		"leader_election=off", `leader_election_namespace=""`, "leader_election_name=kubetrail-k8s-events",
 		`leader_election_identity=""`, "leader_election_lease_duration=15s", "leader_election_renew_deadline=10s",
 		"leader_election_retry_period=2s", "checkpoint_interval=30s", "buffer_max_size=8m",
+		"metrics_port=0", "metrics_listen=127.0.0.1",
 	}
 	if got := e.Effective(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Effective of defaults = %q, want %q", got, want)

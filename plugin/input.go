@@ -94,7 +94,7 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 		delivery = k8sevents.Synchronous
 	}
 	log.Infof("delivery: %s", delivery)
-	in, err := k8sevents.New(cfg, log, k8sevents.WithDelivery(delivery))
+	in, err := k8sevents.New(cfg, log, k8sevents.WithDelivery(delivery), k8sevents.WithName(C.GoString(log.name)))
 	if err != nil {
 		log.Errorf("cannot start: %v", err)
 		return flbError

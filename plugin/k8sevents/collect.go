@@ -454,6 +454,9 @@ func (in *Input) handle(ctx context.Context, obj *fastjson.Value, silent bool, r
 		in.release([]state.Key{key})
 		return err
 	}
+	if !silent {
+		in.stats.sawEvent(t)
+	}
 	return nil
 }
 
@@ -469,7 +472,7 @@ func (in *Input) wanted(obj *fastjson.Value) bool {
 
 // apiFailed logs an API failure once per distinct error, naming what to fix.
 func (in *Input) apiFailed(verb string, err error) {
-	in.stats.apiErrors.Add(1)
+	in.stats.apiError(apiErrorCode(err))
 	in.status.set("api", in.explain(verb, err))
 }
 

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +65,11 @@ type Input struct {
 	stats    counters
 	status   statusLog
 	delivery deliverer
+	// name is the Fluent Bit instance name (k8s_events.0), the metrics' name label.
+	name string
+	// leading is set while this instance collects as the Lease's holder.
+	leading     atomic.Bool
+	stopMetrics func()
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -105,6 +112,9 @@ type Option func(*Input)
 // WithDelivery says how Fluent Bit takes the batches (default Synchronous).
 func WithDelivery(d Delivery) Option { return func(in *Input) { in.delivery.mode = d } }
 
+// WithName gives the Fluent Bit instance name, which labels the health metrics.
+func WithName(name string) Option { return func(in *Input) { in.name = name } }
+
 // New opens the database, connects the client and starts collecting. It fails only on
 // what a retry cannot fix (bad configuration, unusable database); an unreachable API
 // server is retried in the background.
@@ -140,6 +150,19 @@ func newInput(cfg conf.Events, rc *rest.Config, log flblog.Logger, opts ...Optio
 	in.delivery = deliverer{mode: Synchronous, now: time.Now}
 	for _, o := range opts {
 		o(in)
+	}
+	if in.name == "" {
+		in.name = "k8s_events"
+	}
+	if cfg.MetricsPort > 0 {
+		addr := net.JoinHostPort(cfg.MetricsListen, strconv.Itoa(cfg.MetricsPort))
+		stop, err := serveMetrics(addr, in.name, in)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		in.stopMetrics = stop
+		log.Infof("health metrics at http://%s/metrics", addr)
 	}
 	in.coder = newEncoder(&in.api, cfg.ClusterName)
 	in.stream = fmt.Sprintf("%s|%s|%s", cfg.API, cfg.Namespace, cfg.FieldSelector)
@@ -429,6 +452,9 @@ func (in *Input) Close() Stats {
 		// Fluent Bit gives no sign that they reached a chunk (see RingBuffer): kept
 		// uncommitted, they come again at the next start rather than risk a loss.
 		in.log.Infof("%d batches (%d Events) appended in the last %s are not committed: Fluent Bit gives a threaded input no sign that they reached a chunk, so the next start sends them again (threaded off avoids this)", n, recs, CommitDelay)
+	}
+	if in.stopMetrics != nil {
+		in.stopMetrics()
 	}
 	if err := in.store.Close(); err != nil && !errors.Is(err, state.ErrClosed) {
 		in.log.Errorf("db: closing: %v", err)

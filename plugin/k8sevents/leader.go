@@ -75,7 +75,9 @@ func (in *Input) runElected(ctx context.Context) {
 						return // a term that ended before it began: nothing to do
 					}
 					leading.Store(true)
+					in.leading.Store(true)
 					defer leading.Store(false)
+					defer in.leading.Store(false)
 					in.log.Infof("leader election: %s is now the leader (Lease %s): collecting", in.cfg.Identity, where)
 					in.lead(ctx, lctx)
 					if ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kubetrail/kubetrail/plugin/flblog"
 )
@@ -13,6 +14,45 @@ type counters struct {
 	lists, relists, watches, bookmarks             atomic.Uint64
 	apiErrors, dbErrors, encodeErrors              atomic.Uint64
 	redelivered                                    atomic.Uint64
+
+	// newest is the time (Unix ns) of the newest Event queued for Fluent Bit: lag.
+	newest atomic.Int64
+
+	apiErrMu    sync.Mutex
+	apiErrCodes map[string]uint64 // by HTTP status code, "network"
+}
+
+// apiError counts a failed API request by its code (apiErrorCode).
+func (c *counters) apiError(code string) {
+	c.apiErrors.Add(1)
+	c.apiErrMu.Lock()
+	defer c.apiErrMu.Unlock()
+	if c.apiErrCodes == nil {
+		c.apiErrCodes = make(map[string]uint64)
+	}
+	c.apiErrCodes[code]++
+}
+
+// apiErrorsByCode returns a copy of the counts by code.
+func (c *counters) apiErrorsByCode() map[string]uint64 {
+	c.apiErrMu.Lock()
+	defer c.apiErrMu.Unlock()
+	out := make(map[string]uint64, len(c.apiErrCodes))
+	for k, v := range c.apiErrCodes {
+		out[k] = v
+	}
+	return out
+}
+
+// sawEvent moves newest forward to t.
+func (c *counters) sawEvent(t time.Time) {
+	ns := t.UnixNano()
+	for {
+		old := c.newest.Load()
+		if ns <= old || c.newest.CompareAndSwap(old, ns) {
+			return
+		}
+	}
 }
 
 // Stats are an instance's counts since it started.
