@@ -40,13 +40,16 @@ import (
 
 // exampleFiles are the examples conf/ must have, each classic and YAML: Events to
 // stdout; the audit log to stdout (the YAML one with k8s_audit as a processor); both
-// to a forward output; the audit webhook (http input) to stdout. And image.yaml, the
+// to a forward output; the audit webhook (http input) to stdout; the audit log's and
+// the Events' metrics (log_to_metrics, prometheus_exporter). And image.yaml, the
 // image's default configuration.
 var exampleFiles = []string{
 	"events-stdout.conf", "events-stdout.yaml",
 	"audit-tail.conf", "audit-tail.yaml",
 	"events-audit-forward.conf", "events-audit-forward.yaml",
 	"audit-webhook.conf", "audit-webhook.yaml",
+	"audit-metrics.conf", "audit-metrics.yaml",
+	"events-metrics.conf", "events-metrics.yaml",
 	"image.yaml",
 }
 
@@ -75,7 +78,38 @@ type stanza struct {
 	Kind  string            // service, input, filter, processor (YAML, of the input before it), output
 	Props map[string]string // lower-case keys, as Fluent Bit compares them
 	Keys  []string          // the keys as written, in order
-	node  *yaml.Node        // YAML: the mapping, so that set changes the document
+	// Multi holds every value of a property Fluent Bit lets a section set more than
+	// once (multiKeys: a YAML list, or the key repeated), in order; Props has the first.
+	Multi map[string][]string
+	// Order is every lower-case key, once per value, in the order Fluent Bit sees them
+	// (log_to_metrics applies its regex and exclude rules in that order).
+	Order []string
+	node  *yaml.Node // YAML: the mapping, so that set changes the document
+}
+
+// multiKeys are the properties the examples set more than once: Fluent Bit's
+// FLB_CONFIG_MAP_MULT properties of log_to_metrics
+// (plugins/filter_log_to_metrics/log_to_metrics.c, config_map).
+var multiKeys = map[string]bool{"add_label": true, "label_field": true, "bucket": true, "regex": true, "exclude": true}
+
+// add records one value of key (lower-case k).
+func (s *stanza) add(key, value string) error {
+	k := strings.ToLower(key)
+	if _, dup := s.Props[k]; dup && !multiKeys[k] {
+		return fmt.Errorf("%s set twice in one section", key)
+	}
+	if _, dup := s.Props[k]; !dup {
+		s.Keys = append(s.Keys, key)
+		s.Props[k] = value
+	}
+	if multiKeys[k] {
+		if s.Multi == nil {
+			s.Multi = map[string][]string{}
+		}
+		s.Multi[k] = append(s.Multi[k], value)
+	}
+	s.Order = append(s.Order, k)
+	return nil
 }
 
 func (s *stanza) name() string { return s.Props["name"] }
@@ -85,8 +119,10 @@ func (s *stanza) set(key, value string) {
 	k := strings.ToLower(key)
 	if _, ok := s.Props[k]; !ok {
 		s.Keys = append(s.Keys, key)
+		s.Order = append(s.Order, k)
 	}
 	s.Props[k] = value
+	delete(s.Multi, k)
 	if s.node == nil {
 		return
 	}
@@ -172,11 +208,9 @@ func parseClassicConf(path string, b []byte) (*exampleConf, error) {
 			if j := strings.IndexAny(l, " \t"); j > 0 {
 				key, value = l[:j], strings.TrimSpace(l[j:])
 			}
-			if _, dup := cur.Props[strings.ToLower(key)]; dup {
-				return nil, fmt.Errorf("%s:%d: %s set twice in one section", path, i+1, key)
+			if err := cur.add(key, value); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
 			}
-			cur.Keys = append(cur.Keys, key)
-			cur.Props[strings.ToLower(key)] = value
 		}
 	}
 	return c, nil
@@ -201,14 +235,30 @@ func parseYAMLConf(path string, b []byte) (*exampleConf, error) {
 		s := &stanza{Kind: kind, Props: map[string]string{}, node: n}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i].Value, n.Content[i+1]
-			if v.Kind != yaml.ScalarNode {
+			var values []string
+			switch {
+			case v.Kind == yaml.ScalarNode:
+				values = []string{v.Value}
+			case v.Kind == yaml.SequenceNode && multiKeys[strings.ToLower(k)]:
+				// Fluent Bit sets a list's items one by one (src/flb_config.c,
+				// configure_plugins_type: CFL_VARIANT_ARRAY).
+				for _, item := range v.Content {
+					if item.Kind != yaml.ScalarNode {
+						return nil, fmt.Errorf("%s: line %d: %s: a list of scalars", path, item.Line, k)
+					}
+					values = append(values, item.Value)
+				}
+			default:
 				continue // processors, checked by the caller
 			}
-			if _, dup := s.Props[strings.ToLower(k)]; dup {
-				return nil, fmt.Errorf("%s: line %d: %s set twice", path, n.Content[i].Line, k)
+			for _, val := range values {
+				if _, dup := s.Props[strings.ToLower(k)]; dup && !multiKeys[strings.ToLower(k)] {
+					return nil, fmt.Errorf("%s: line %d: %s set twice", path, n.Content[i].Line, k)
+				}
+				if err := s.add(k, val); err != nil {
+					return nil, fmt.Errorf("%s: line %d: %w", path, n.Content[i].Line, err)
+				}
 			}
-			s.Keys = append(s.Keys, k)
-			s.Props[strings.ToLower(k)] = v.Value
 		}
 		return s, nil
 	}
@@ -239,7 +289,7 @@ func parseYAMLConf(path string, b []byte) (*exampleConf, error) {
 					}
 					c.Stanzas = append(c.Stanzas, s)
 					for k := 0; k+1 < len(n.Content); k += 2 {
-						if n.Content[k+1].Kind == yaml.ScalarNode {
+						if n.Content[k+1].Kind == yaml.ScalarNode || s.Multi[strings.ToLower(n.Content[k].Value)] != nil {
 							continue
 						}
 						if n.Content[k].Value != "processors" {
@@ -281,7 +331,13 @@ func (c *exampleConf) write(t *testing.T, dir string) string {
 		for _, s := range c.Stanzas {
 			fmt.Fprintf(&buf, "[%s]\n", strings.ToUpper(s.Kind))
 			for _, k := range s.Keys {
-				fmt.Fprintf(&buf, "    %s %s\n", k, s.Props[strings.ToLower(k)])
+				vals, ok := s.Multi[strings.ToLower(k)]
+				if !ok {
+					vals = []string{s.Props[strings.ToLower(k)]}
+				}
+				for _, v := range vals {
+					fmt.Fprintf(&buf, "    %s %s\n", k, v)
+				}
 			}
 			buf.WriteString("\n")
 		}
