@@ -82,6 +82,7 @@ setup:
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES) </dev/null
 	$(GO) mod download
 	cd test/k8s && $(GO) mod download
+	cd test/helm && $(GO) mod download
 
 DEMO_LOG ?= conf/examples/sample-audit.log
 demo: all
@@ -102,6 +103,7 @@ test: all check-lib $(APISERVER_DEP)
 	$(GO) test -race $(PURE_PKGS)
 	$(GO) test ./plugin/
 	$(GO) test -count=1 ./test/testhost/
+	cd test/helm && $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
 
 # What the library needs from the system that loads it: glibc <= 2.36 (the
