@@ -576,6 +576,33 @@ func TestAuditMetricsInRealFluentBit(t *testing.T) {
 	}
 }
 
+// metricsFilters are audit-metrics.conf's log_to_metrics stanzas, matching tag.
+func metricsFilters(t *testing.T, tag string) string {
+	t.Helper()
+	c, err := parseExample("../../conf/examples/audit-metrics.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, s := range c.plugins("log_to_metrics") {
+		b.WriteString("[FILTER]\n")
+		for _, k := range s.Keys {
+			lk := strings.ToLower(k)
+			vals, ok := s.Multi[lk]
+			if !ok {
+				vals = []string{s.Props[lk]}
+			}
+			if lk == "match" {
+				vals = []string{tag}
+			}
+			for _, v := range vals {
+				fmt.Fprintf(&b, "    %s %s\n", k, v)
+			}
+		}
+	}
+	return b.String()
+}
+
 // metricsConfig is audit-metrics.conf reading log once, its exporter on port.
 func metricsConfig(t *testing.T, log string, port int) string {
 	t.Helper()
