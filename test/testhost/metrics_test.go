@@ -618,3 +618,84 @@ func metricsConfig(t *testing.T, log string, port int) string {
 	c.plugins("prometheus_exporter")[0].set("Port", strconv.Itoa(port))
 	return c.write(t, dir)
 }
+
+// TestEventsMetricsInRealFluentBit runs events-metrics.conf and .yaml in a real Fluent
+// Bit against a real apiserver: k8s_events' health (its metrics_port, read by
+// prometheus_scrape) and the Events by type and reason (log_to_metrics) on the one
+// prometheus_exporter endpoint.
+func TestEventsMetricsInRealFluentBit(t *testing.T) {
+	bin := fluentBit(t)
+	paths(t)
+	repo, _ := filepath.Abs("../..")
+	e := newEvCluster(t)
+	for i, f := range []string{"events-metrics.conf", "events-metrics.yaml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := parseExample(filepath.Join(repo, "conf", "examples", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if _, ok := c.service().Props["plugins_file"]; ok {
+				c.service().set("plugins_file", filepath.Join(repo, "build/plugins.conf"))
+			}
+			c.service().set("grace", "1")
+			health, exporter := freeTCPPort(t), freeTCPPort(t)
+			for _, s := range c.plugins("k8s_events") {
+				s.set("kube_url", e.c.URL)
+				s.set("kube_ca_file", e.c.CAFile)
+				s.set("kube_token_file", e.tokenFile)
+				s.set("db", filepath.Join(dir, "events.db"))
+				s.set("metrics_port", strconv.Itoa(health))
+			}
+			for _, s := range c.plugins("prometheus_scrape") {
+				s.set("port", strconv.Itoa(health))
+				s.set("scrape_interval", "1s")
+			}
+			c.plugins("prometheus_exporter")[0].set("port", strconv.Itoa(exporter))
+			fb := fluentbit.Start(t, bin, repo, c.write(t, dir))
+			for j := 0; j < 3; j++ {
+				e.mustCreate(t, fmt.Sprintf("fb-metrics-%d-%d", i, j))
+			}
+			url := fmt.Sprintf("http://127.0.0.1:%d/metrics", exporter)
+			var fams map[string]*dto.MetricFamily
+			waitUntil(t, "the Events in the exporter's metrics", inputWait, func() (bool, string) {
+				if fb.Exited() {
+					t.Fatal("Fluent Bit exited")
+				}
+				var err error
+				if fams, err = scrapeFamilies(url); err != nil {
+					return false, err.Error()
+				}
+				emitted := familyTotal(fams["kubetrail_events_emitted_total"])
+				byReason := familyTotal(fams["kubetrail_events_by_reason_total"])
+				return emitted >= 3 && byReason >= 3, fmt.Sprintf("emitted_total %v, by_reason_total %v", emitted, byReason)
+			})
+			lists := fams["kubetrail_events_lists_total"]
+			leader := fams["kubetrail_events_leader"]
+			if lists == nil || leader == nil || leader.Metric[0].GetGauge().GetValue() != 1 {
+				t.Errorf("lists_total %v, leader %v: want a LIST counted and the instance collecting", lists, leader)
+			}
+			for _, m := range fams["kubetrail_events_emitted_total"].Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "name" && !strings.HasPrefix(l.GetValue(), "k8s_events.") {
+						t.Errorf("emitted_total's name label is %q, want the instance name k8s_events.N", l.GetValue())
+					}
+				}
+			}
+			for _, m := range fams["kubetrail_events_by_reason_total"].Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "type" && l.GetValue() == "" {
+						t.Errorf("an Event counted without a type: %v", m)
+					}
+				}
+			}
+			_, logText := fb.Snapshot()
+			if strings.Contains(logText, "[error]") {
+				t.Errorf("errors logged:\n%s", logText)
+			}
+			t.Logf("%s: emitted_total %v, by_reason_total %v, %d families on the exporter", f,
+				familyTotal(fams["kubetrail_events_emitted_total"]), familyTotal(fams["kubetrail_events_by_reason_total"]), len(fams))
+			fb.Stop()
+		})
+	}
+}
