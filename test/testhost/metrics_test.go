@@ -9,7 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-		"math"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
