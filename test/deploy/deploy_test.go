@@ -34,11 +34,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubetrail/kubetrail/conf"
 	"github.com/kubetrail/kubetrail/test/fluentbit"
+	"github.com/kubetrail/kubetrail/test/rbaccheck"
 	"github.com/kubetrail/kubetrail/test/repo"
 	"github.com/kubetrail/kubetrail/test/testcluster"
 )
@@ -376,17 +376,10 @@ func TestServerDryRun(t *testing.T) {
 }
 
 // sar asks the apiserver whether the ServiceAccount (with the groups its token
-// carries) may do ra.
-func sar(t *testing.T, c *testcluster.Cluster, ra authorizationv1.ResourceAttributes) (bool, string) {
+// carries) may do a.
+func sar(t *testing.T, c *testcluster.Cluster, a rbaccheck.Access) (bool, string) {
 	t.Helper()
-	body, err := json.Marshal(authorizationv1.SubjectAccessReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SubjectAccessReview"},
-		Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:               saUser,
-			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-			ResourceAttributes: &ra,
-		},
-	})
+	body, err := json.Marshal(rbaccheck.Review(namespace, saName, a))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,87 +414,12 @@ func TestRBAC(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{})
 	applyRBAC(t, c, docs)
 
-	type check struct {
-		verb, group, resource, ns, name string
-	}
-	allowed := []check{
-		{"list", "", "events", "", ""},
-		{"watch", "", "events", "", ""},
-		{"list", "events.k8s.io", "events", "", ""},
-		{"watch", "events.k8s.io", "events", "", ""},
-		{"list", "", "events", "default", ""},
-		{"watch", "events.k8s.io", "events", "kube-system", ""},
-		{"get", "coordination.k8s.io", "leases", namespace, leaseName},
-		{"create", "coordination.k8s.io", "leases", namespace, ""},
-		{"update", "coordination.k8s.io", "leases", namespace, leaseName},
-		{"get", "", "configmaps", namespace, checkpointName},
-		{"create", "", "configmaps", namespace, ""},
-		{"update", "", "configmaps", namespace, checkpointName},
-	}
-	denied := []check{
-		// Secrets and other workloads' objects.
-		{"get", "", "secrets", "", ""},
-		{"list", "", "secrets", "", ""},
-		{"get", "", "secrets", namespace, "any"},
-		{"list", "", "secrets", namespace, ""},
-		{"list", "", "pods", "", ""},
-		{"list", "", "pods", namespace, ""},
-		// Events: read, never written; not even get (the input never GETs one).
-		{"create", "", "events", "default", ""},
-		{"create", "events.k8s.io", "events", "default", ""},
-		{"delete", "", "events", "default", "some-event"},
-		{"delete", "events.k8s.io", "events", "default", "some-event"},
-		{"patch", "", "events", "default", "some-event"},
-		{"get", "", "events", "default", "some-event"},
-		// Leases: only its own, only get/update (create cannot name it).
-		{"update", "coordination.k8s.io", "leases", "kube-system", leaseName},
-		{"update", "coordination.k8s.io", "leases", "kube-system", "kube-controller-manager"},
-		{"get", "coordination.k8s.io", "leases", "kube-system", "kube-scheduler"},
-		{"create", "coordination.k8s.io", "leases", "kube-system", ""},
-		{"update", "coordination.k8s.io", "leases", namespace, "another-lease"},
-		{"get", "coordination.k8s.io", "leases", namespace, "another-lease"},
-		{"patch", "coordination.k8s.io", "leases", namespace, leaseName},
-		{"delete", "coordination.k8s.io", "leases", namespace, leaseName},
-		{"list", "coordination.k8s.io", "leases", namespace, ""},
-		{"watch", "coordination.k8s.io", "leases", namespace, ""},
-		// ConfigMaps: only the checkpoint, only get/update.
-		{"get", "", "configmaps", "kube-system", "kubeadm-config"},
-		{"get", "", "configmaps", "kube-system", checkpointName},
-		{"create", "", "configmaps", "kube-system", ""},
-		{"update", "", "configmaps", namespace, "arbitrary-name"},
-		{"get", "", "configmaps", namespace, configMapName},
-		{"update", "", "configmaps", namespace, configMapName},
-		{"patch", "", "configmaps", namespace, checkpointName},
-		{"delete", "", "configmaps", namespace, checkpointName},
-		{"list", "", "configmaps", namespace, ""},
-		{"watch", "", "configmaps", namespace, ""},
-	}
-	ra := func(c check) authorizationv1.ResourceAttributes {
-		return authorizationv1.ResourceAttributes{Verb: c.verb, Group: c.group, Resource: c.resource, Namespace: c.ns, Name: c.name}
-	}
-	// The RBAC authorizer learns of new bindings through informers: wait for them.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok1, _ := sar(t, c, ra(allowed[0]))
-		ok2, _ := sar(t, c, ra(allowed[len(allowed)-1]))
-		if ok1 && ok2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bindings are not in effect after 20s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for _, ck := range allowed {
-		if ok, why := sar(t, c, ra(ck)); !ok {
-			t.Errorf("%s may not %+v, want allowed (%s)", saUser, ck, why)
-		}
-	}
-	for _, ck := range denied {
-		if ok, why := sar(t, c, ra(ck)); ok {
-			t.Errorf("%s may %+v, want denied (%s)", saUser, ck, why)
-		}
-	}
+	// The lists are test/rbaccheck's, shared with test/helm.
+	allowed, denied := rbaccheck.Expected(rbaccheck.Params{
+		Namespace: namespace, Lease: leaseName, Checkpoint: checkpointName, Config: configMapName,
+		LeaderElection: true, // deploy/configmap.yaml turns it on
+	})
+	rbaccheck.Check(t, saUser, allowed, denied, func(a rbaccheck.Access) (bool, string) { return sar(t, c, a) })
 
 	// The same, as kubectl sees it through impersonation (the groups a token
 	// of this ServiceAccount would carry are added by the apiserver).

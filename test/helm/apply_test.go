@@ -2,7 +2,7 @@ package helm_test
 
 // The rendered chart applied to a real kube-apiserver (test/testcluster), each
 // combination as a release in its own namespace, and its RBAC checked with
-// SubjectAccessReviews as test/deploy's TestRBAC checks deploy/'s.
+// SubjectAccessReviews as test/deploy's TestRBAC checks deploy/'s (test/rbaccheck).
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubetrail/kubetrail/test/rbaccheck"
 	"github.com/kubetrail/kubetrail/test/testcluster"
 )
 
@@ -45,80 +45,15 @@ func (w *warnings) take() []string {
 	return l
 }
 
-type access struct {
-	verb, group, resource, ns, name string
-}
-
-func (a access) String() string {
-	return fmt.Sprintf("%s %s/%s %s/%s", a.verb, a.group, a.resource, a.ns, a.name)
-}
-
 // rbacChecks are what the ServiceAccount of c may do and what it may not: exactly
-// what k8s_events calls (test/deploy TestRBAC's lists, for c's namespace, Lease and
-// leader election), nothing beside it, nothing in the other releases' namespaces.
-func rbacChecks(c combination, other string) (allowed, denied []access) {
-	ns, lease, cp := c.namespace(), c.lease, c.lease+"-checkpoint"
-	allowed = []access{
-		{"list", "", "events", "", ""},
-		{"watch", "", "events", "", ""},
-		{"list", "events.k8s.io", "events", "", ""},
-		{"watch", "events.k8s.io", "events", "", ""},
-		{"list", "", "events", "default", ""},
-		{"watch", "events.k8s.io", "events", "kube-system", ""},
-	}
-	election := []access{
-		{"get", "coordination.k8s.io", "leases", ns, lease},
-		{"create", "coordination.k8s.io", "leases", ns, ""},
-		{"update", "coordination.k8s.io", "leases", ns, lease},
-		{"get", "", "configmaps", ns, cp},
-		{"create", "", "configmaps", ns, ""},
-		{"update", "", "configmaps", ns, cp},
-	}
-	if c.leader {
-		allowed = append(allowed, election...)
-	} else {
-		denied = append(denied, election...)
-	}
-	denied = append(denied, []access{
-		{"get", "", "secrets", "", ""},
-		{"list", "", "secrets", "", ""},
-		{"get", "", "secrets", ns, "any"},
-		{"list", "", "secrets", ns, ""},
-		{"list", "", "pods", "", ""},
-		{"list", "", "pods", ns, ""},
-		{"create", "", "events", "default", ""},
-		{"create", "events.k8s.io", "events", "default", ""},
-		{"delete", "", "events", "default", "some-event"},
-		{"delete", "events.k8s.io", "events", "default", "some-event"},
-		{"patch", "", "events", "default", "some-event"},
-		{"get", "", "events", "default", "some-event"},
-		{"update", "coordination.k8s.io", "leases", "kube-system", lease},
-		{"update", "coordination.k8s.io", "leases", "kube-system", "kube-controller-manager"},
-		{"get", "coordination.k8s.io", "leases", "kube-system", "kube-scheduler"},
-		{"create", "coordination.k8s.io", "leases", "kube-system", ""},
-		{"update", "coordination.k8s.io", "leases", ns, "another-lease"},
-		{"get", "coordination.k8s.io", "leases", ns, "another-lease"},
-		{"patch", "coordination.k8s.io", "leases", ns, lease},
-		{"delete", "coordination.k8s.io", "leases", ns, lease},
-		{"list", "coordination.k8s.io", "leases", ns, ""},
-		{"watch", "coordination.k8s.io", "leases", ns, ""},
-		{"get", "", "configmaps", "kube-system", "kubeadm-config"},
-		{"get", "", "configmaps", "kube-system", cp},
-		{"create", "", "configmaps", "kube-system", ""},
-		{"update", "", "configmaps", ns, "arbitrary-name"},
-		{"get", "", "configmaps", ns, c.name + "-config"},
-		{"update", "", "configmaps", ns, c.name + "-config"},
-		{"patch", "", "configmaps", ns, cp},
-		{"delete", "", "configmaps", ns, cp},
-		{"list", "", "configmaps", ns, ""},
-		{"watch", "", "configmaps", ns, ""},
-		// Another release's Lease and checkpoint.
-		{"get", "coordination.k8s.io", "leases", other, "kubetrail-k8s-events"},
-		{"update", "coordination.k8s.io", "leases", other, "kubetrail-k8s-events"},
-		{"create", "coordination.k8s.io", "leases", other, ""},
-		{"update", "", "configmaps", other, "kubetrail-k8s-events-checkpoint"},
-	}...)
-	return allowed, denied
+// what k8s_events calls (test/rbaccheck's lists, shared with test/deploy's TestRBAC,
+// for c's namespace, Lease and leader election), nothing beside it, nothing in the
+// other release's namespace.
+func rbacChecks(c combination, other string) (allowed, denied []rbaccheck.Access) {
+	return rbaccheck.Expected(rbaccheck.Params{
+		Namespace: c.namespace(), Lease: c.lease, Checkpoint: c.lease + "-checkpoint", Config: c.name + "-config",
+		LeaderElection: c.leader, Other: other,
+	})
 }
 
 // TestApply renders every combination and applies all it renders, in Helm's install
@@ -207,16 +142,8 @@ func TestApply(t *testing.T) {
 	t.Logf("applied %d objects of %d releases in %v", applied, len(all), time.Since(began).Round(time.Millisecond))
 
 	// RBAC.
-	sar := func(comb combination, a access) (bool, string) {
-		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-			Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:   "system:serviceaccount:" + comb.namespace() + ":" + serviceAccount(comb),
-				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + comb.namespace(), "system:authenticated"},
-				ResourceAttributes: &authorizationv1.ResourceAttributes{
-					Verb: a.verb, Group: a.group, Resource: a.resource, Namespace: a.ns, Name: a.name,
-				},
-			},
-		}, metav1.CreateOptions{})
+	sar := func(comb combination, a rbaccheck.Access) (bool, string) {
+		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, rbaccheck.Review(comb.namespace(), serviceAccount(comb), a), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("SubjectAccessReview: %v", err)
 		}
@@ -227,35 +154,8 @@ func TestApply(t *testing.T) {
 	for i, comb := range combs {
 		other := combs[(i+1)%len(combs)].namespace()
 		allowed, denied := rbacChecks(comb, other)
-		// The RBAC authorizer learns of new bindings through informers: wait for them.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			ok1, _ := sar(comb, allowed[0])
-			ok2, _ := sar(comb, allowed[len(allowed)-1])
-			if ok1 && ok2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the bindings are not in effect after 20s", comb.name)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		for _, a := range allowed {
-			checks++
-			if ok, why := sar(comb, a); !ok {
-				t.Errorf("%s: the ServiceAccount may not %s, want allowed (%s)", comb.name, a, why)
-			} else {
-				passed++
-			}
-		}
-		for _, a := range denied {
-			checks++
-			if ok, why := sar(comb, a); ok {
-				t.Errorf("%s: the ServiceAccount may %s, want denied (%s)", comb.name, a, why)
-			} else {
-				passed++
-			}
-		}
+		p, n := rbaccheck.Check(t, comb.name+": the ServiceAccount", allowed, denied, func(a rbaccheck.Access) (bool, string) { return sar(comb, a) })
+		passed, checks = passed+p, checks+n
 	}
 	t.Logf("RBAC: %d of %d SubjectAccessReviews as expected", passed, checks)
 }
