@@ -371,12 +371,22 @@ func chaosKills(t *testing.T, r chaosRunner, kills, rate int, seed uint64) {
 	for i := 0; i < 10; i++ {
 		e.mustCreate(t, fmt.Sprintf("pre-%02d", i))
 	}
-	s := e.startStreamer("chaos", rate)
-	defer s.stop()
+	var s *streamer
+	defer func() {
+		if s != nil {
+			s.stop()
+		}
+	}()
 	began := time.Now()
 	for i := 0; i < kills; i++ {
 		p := r.start(t, e.dir, "node", fmt.Sprintf("run%02d", i), props, out)
 		grown(t, p, out, fileSize(out), inputWait)
+		if s == nil {
+			// Only once the first LIST is done (the pre- Events are out): a version
+			// replaced before any collector ever listed is in no LIST or WATCH, not
+			// even Kubernetes' own (a LIST shows the last version only).
+			s = e.startStreamer("chaos", rate)
+		}
 		// anywhere in the next two callback periods: before, during and after appends,
 		// drains and commits
 		time.Sleep(time.Duration(rnd.Int64N(int64(2500 * time.Millisecond))))
@@ -435,6 +445,9 @@ func chaosLeader(t *testing.T, r chaosRunner, kills, rate int, seed uint64) {
 		mu.Unlock()
 		procs[i] = r.start(t, e.dir, id[i], fmt.Sprintf("%s-%02d", id[i], n), props(i), outs[i])
 	}
+	for i := 0; i < 10; i++ {
+		e.mustCreate(t, fmt.Sprintf("pre-%02d", i))
+	}
 	start(0)
 	start(1)
 	holder := func() int {
@@ -451,6 +464,12 @@ func chaosLeader(t *testing.T, r chaosRunner, kills, rate int, seed uint64) {
 		}
 		return -1
 	}
+	// The stream begins once the first leader has listed (the pre- Events are out):
+	// a version replaced before any collector ever listed is in no LIST or WATCH.
+	waitUntil(t, "a first leader that lists", inputWait, func() (bool, string) {
+		l := holder()
+		return l >= 0 && fileSize(outs[l]) > 0, fmt.Sprintf("holder %d", l)
+	})
 	s := e.startStreamer("lead", rate)
 	defer s.stop()
 	began := time.Now()
