@@ -39,7 +39,7 @@ func TestMetricsField(t *testing.T) {
 		{"RequestReceived", "get", "jane", 0, "", ""},
 		{"ResponseComplete", "get", "jane", 200, "", "timed"},
 		{"ResponseComplete", "list", "jane", 422, "", "timed"},
-		{"ResponseStarted", "watch", "jane", 200, "?watch=true", ""},        // the stream began: counted when it ends
+		{"ResponseStarted", "watch", "jane", 200, "?watch=true", ""},         // the stream began: counted when it ends
 		{"ResponseComplete", "watch", "jane", 200, "?watch=true", "counted"}, // long-running: not a latency
 		{"ResponseComplete", "list", "jane", 200, "?watch=1", "counted"},
 		{"ResponseStarted", "get", "", 401, "", "timed"}, // a 401 is written at this stage only
