@@ -226,11 +226,11 @@ func (w *Worker) encodeDerived(out *outBuf, t *top, d *derived, ctx inputCtx) in
 // encodeMetrics writes the fields log_to_metrics counts (conf/examples/audit-metrics.conf):
 // "metrics" on the one record that counts its request, and "user_top".
 func (w *Worker) encodeMetrics(dw *derivedWriter, t *top, d *derived) {
-	if !FinalStage(t.stage, d.code) {
+	if !FinalStage(t.stage, d.code, d.username) {
 		return
 	}
 	dw.key("metrics")
-	if d.longRunning || !d.hasDuration {
+	if d.longRunning || !d.hasDuration || d.negative {
 		dw.enc.strs("counted")
 	} else {
 		dw.enc.strs("timed")
@@ -246,17 +246,21 @@ func (w *Worker) encodeMetrics(dw *derivedWriter, t *top, d *derived) {
 	}
 }
 
-// FinalStage reports whether a record of stage (with status code) is the last the
-// apiserver writes for its request, which counts the request once: RequestReceived is
-// not, nor is ResponseStarted unless the request failed there. The apiserver writes a
-// failed authentication (401) at ResponseStarted and at no other stage, so leaving out
-// every ResponseStarted (as kubectl-dev_tool does) would hide every 401.
-func FinalStage(stage []byte, code int64) bool {
+// FinalStage reports whether a record of stage (with status code, by user) is the last
+// the apiserver writes for its request, which counts the request once. RequestReceived
+// is not. ResponseStarted is written for a long-running request (a watch, exec, logs
+// -f), whose ResponseComplete follows whatever its status, even a 403 or a 429
+// (k8s.io/apiserver pkg/endpoints/filters/audit.go, WithAudit: decorateResponseWriter,
+// then the deferred ResponseComplete), so it is not final either, but for one case: a
+// failed authentication is written at ResponseStarted and at no other stage, without a
+// user (filters/authn_audit.go, WithFailedAuthenticationAudit). Leaving out every
+// ResponseStarted (as kubectl-dev_tool does) would hide every 401.
+func FinalStage(stage []byte, code int64, user []byte) bool {
 	switch string(stage) {
 	case "RequestReceived":
 		return false
 	case "ResponseStarted":
-		return code >= 400
+		return code >= 400 && len(user) == 0
 	}
 	return true
 }

@@ -56,7 +56,7 @@ var DerivedFields = []Derived{
 	{"truncated", "bool", "cut by the apiserver (`apiserver`), by CloudWatch (`cloudwatch`), by AKS (`aks`: `skipped-too-big-size-object`) or by `max_object_size`"},
 	{"truncation", "string", ""},
 	{"redacted", "array", "the paths kubetrail redacted in this record"},
-	{"metrics", "string", "with `metrics on`, on the one record that counts its request (its last stage: not `RequestReceived`, nor `ResponseStarted` unless it failed there): `timed` when `duration_ms` is the server's latency, `counted` when the request is long-running or has no duration; what log_to_metrics selects ([metrics.md](metrics.md))"},
+	{"metrics", "string", "with `metrics on`, on the one record that counts its request (its last stage: not `RequestReceived`, nor `ResponseStarted` but for a failed authentication, which has no other): `timed` when `duration_ms` is the server's latency, `counted` when the request is long-running or has no (or a negative) duration; what log_to_metrics selects ([metrics.md](metrics.md))"},
 	{"user_top", "string", "there, the user's name for the `metrics_top_users` users making the most requests, `other` for everyone else: a bounded label"},
 }
 

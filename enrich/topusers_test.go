@@ -43,6 +43,11 @@ func TestMetricsField(t *testing.T) {
 		{"ResponseComplete", "watch", "jane", 200, "?watch=true", "counted"}, // long-running: not a latency
 		{"ResponseComplete", "list", "jane", 200, "?watch=1", "counted"},
 		{"ResponseStarted", "get", "", 401, "", "timed"}, // a 401 is written at this stage only
+		// A failed long-running request has both stages: counted once, at the end.
+		{"ResponseStarted", "watch", "jane", 403, "?watch=true", ""},
+		{"ResponseComplete", "watch", "jane", 403, "?watch=true", "counted"},
+		{"ResponseStarted", "watch", "jane", 429, "?watch=true", ""},
+		{"ResponseStarted", "get", "jane", 404, "/p/log?follow=true", ""},
 		{"Panic", "create", "jane", 500, "", "timed"},
 	} {
 		r := one(t, opts, metricsEvent(c.stage, c.verb, c.user, c.code, c.query))
@@ -54,9 +59,14 @@ func TestMetricsField(t *testing.T) {
 		if wantTop := c.want != "" && c.user != ""; hasTop != wantTop {
 			t.Errorf("%s %s %d: user_top present %v, want %v", c.stage, c.verb, c.code, hasTop, wantTop)
 		}
-		if FinalStage([]byte(c.stage), int64(c.code)) != (c.want != "") {
+		if FinalStage([]byte(c.stage), int64(c.code), []byte(c.user)) != (c.want != "") {
 			t.Errorf("FinalStage(%s, %d) disagrees with the record", c.stage, c.code)
 		}
+	}
+	// A negative duration (clock trouble) is no latency.
+	neg := strings.Replace(metricsEvent("ResponseComplete", "get", "jane", 200, ""), `"stageTimestamp":"2026-11-20T10:15:30.250000Z"`, `"stageTimestamp":"2026-11-20T10:15:29.000000Z"`, 1)
+	if r := one(t, opts, neg); r["metrics"] != "counted" || r["duration_negative"] != true {
+		t.Errorf("negative duration: metrics %v, duration_negative %v; want counted, true", r["metrics"], r["duration_negative"])
 	}
 	// Off by default: neither field.
 	r := one(t, defaults(), metricsEvent("ResponseComplete", "get", "jane", 200, ""))

@@ -283,8 +283,9 @@ func total(s series) (n float64) {
 }
 
 // requestsInLog counts, from the raw log alone, the requests whose last stage was
-// written: an auditID with a ResponseComplete or Panic record, or a ResponseStarted
-// with a status of 400 or more (a 401 is written at that stage only).
+// written: the auditIDs with a ResponseComplete or Panic record, or a ResponseStarted
+// with a status of 400 or more (a 401 is written at that stage only; a failed watch
+// has both, and its auditID counts once).
 func requestsInLog(t *testing.T, path string) (requests int, users map[string]bool) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -384,6 +385,8 @@ func apiserverAuditLog(t *testing.T) string {
 		{"DELETE", "/api/v1/namespaces/default/configmaps/m1", "", c.JaneToken},
 		{"GET", "/api/v1/namespaces", "", "not-a-token"},
 		{"GET", "/api/v1/namespaces/default/events?watch=true&timeoutSeconds=1", "", c.AdminToken},
+		// A long-running request that fails: ResponseStarted and ResponseComplete, one request.
+		{"GET", "/api/v1/namespaces/kube-system/secrets?watch=true&timeoutSeconds=1", "", c.JaneToken},
 		{"GET", "/version", "", c.AdminToken},
 	} {
 		var body []byte

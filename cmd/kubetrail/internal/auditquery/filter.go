@@ -19,11 +19,12 @@ type Spec struct {
 	Codes []string
 	// Stages: RequestReceived, ResponseStarted, ResponseComplete, Panic (any case).
 	Stages []string
-	// FinalStage keeps each request once, at the last stage the apiserver logged for it:
-	// RequestReceived is left out, and so is ResponseStarted unless the request failed
-	// there. The apiserver writes a failed authentication (401) at ResponseStarted and
-	// at no other stage, so leaving out every ResponseStarted (as kubectl-dev_tool does)
-	// would hide every 401.
+	// FinalStage keeps each request once, at the last stage the apiserver logged for it
+	// (enrich.FinalStage): RequestReceived is left out, and so is ResponseStarted (a
+	// long-running request's, whose ResponseComplete follows even when it failed) but
+	// for a failed authentication, which the apiserver writes (401, no user) at
+	// ResponseStarted and at no other stage: leaving out every ResponseStarted (as
+	// kubectl-dev_tool does) would hide every 401.
 	FinalStage bool
 	// UserTypes: serviceaccount, node, system, anonymous, user, unauthenticated.
 	UserTypes                      []string
@@ -236,4 +237,4 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 // finalStage reports whether the record is the last the apiserver wrote for its
 // request (see Spec.FinalStage and enrich.FinalStage, which k8s_audit's metrics field
 // uses too).
-func finalStage(s *enrich.Summary) bool { return enrich.FinalStage(s.Stage, int64(s.Code)) }
+func finalStage(s *enrich.Summary) bool { return enrich.FinalStage(s.Stage, int64(s.Code), s.User) }
