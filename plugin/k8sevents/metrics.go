@@ -81,7 +81,7 @@ func newCollector(in *Input, name string) *collector {
 	c.queueBytes = prometheus.NewDesc(metricPrefix+"queue_bytes",
 		"encoded Event bytes waiting for Fluent Bit (at most buffer_max_size)", nil, l)
 	c.lag = prometheus.NewDesc(metricPrefix+"lag_seconds",
-		"now minus the time of the newest Event queued for Fluent Bit (grows in a quiet cluster too); absent before the first", nil, l)
+		"now minus the time of the newest Event queued for Fluent Bit (grows in a quiet cluster too); absent before the first and while standing by", nil, l)
 	c.led = prometheus.NewDesc(metricPrefix+"leader",
 		"1 while this instance collects (the leader, or leader_election off), 0 while it stands by", nil, l)
 	return c
@@ -108,12 +108,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	_, bytes := in.q.len()
 	ch <- prometheus.MustNewConstMetric(c.queueBytes, prometheus.GaugeValue, float64(bytes))
-	if t := in.stats.newest.Load(); t != 0 {
+	collecting := !in.cfg.LeaderElection || in.leading.Load()
+	// Lag only while collecting: a standby's newest Event is its last term's, and its
+	// growing age would say nothing about the collector that leads now.
+	if t := in.stats.newest.Load(); t != 0 && collecting {
 		lag := time.Since(time.Unix(0, t)).Seconds()
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, lag)
 	}
 	leader := 0.0
-	if !in.cfg.LeaderElection || in.leading.Load() {
+	if collecting {
 		leader = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.led, prometheus.GaugeValue, leader)
@@ -167,7 +170,9 @@ func serveMetrics(addr, name string, in *Input) (func(), error) {
 		if ms.refs--; ms.refs == 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			_ = ms.srv.Shutdown(ctx)
+			if ms.srv.Shutdown(ctx) != nil {
+				ms.srv.Close() // a scrape still open after a second: cut it
+			}
 			delete(servers, addr)
 		}
 	}, nil

@@ -551,6 +551,7 @@ func TestValues(t *testing.T) {
 		{"audit": map[string]any{"source": "syslog"}},
 		{"audit": map[string]any{"logPath": "audit.log"}},
 		{"namespace": map[string]any{"create": true, "name": ""}},
+		{"metrics": map[string]any{"enabled": true, "topUsers": 1001}},
 	} {
 		if _, err := tryRender(t, "kubetrail", bad); err == nil {
 			t.Errorf("values %v: rendered, want an error", bad)

@@ -289,7 +289,7 @@ Starts inside pipeline.inputs.
       metric_description: API requests by namespace and verb (cluster-scoped and non-resource requests under namespace "")
       regex: metrics ^(timed|counted)$
       add_label:
-        - namespace $objectRef['namespace']
+        - object_namespace $objectRef['namespace']
         - verb $verb
       flush_interval_sec: 1
 

@@ -75,6 +75,10 @@ app.kubernetes.io/name: {{ include "kubetrail.name" . }}
 {{- if and (eq .Values.audit.source "file") (not (isAbs .Values.audit.logPath)) }}
 {{- fail (printf "audit.logPath is %q: want an absolute path" .Values.audit.logPath) }}
 {{- end }}
+{{- $top := int .Values.metrics.topUsers }}
+{{- if or (lt $top 0) (gt $top 1000) }}
+{{- fail (printf "metrics.topUsers is %d: want 0 to 1000 (k8s_audit's metrics_top_users)" $top) }}
+{{- end }}
 {{- if and .Values.namespace.create (not .Values.namespace.name) }}
 {{- fail "namespace.create needs namespace.name (the release's namespace exists already)" }}
 {{- end }}
