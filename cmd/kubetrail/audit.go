@@ -49,9 +49,9 @@ carry matches no value, so "*" means "is set" and "-*" "is not set"):
                       (alias --failed-only)
   -s, --stage S       RequestReceived, ResponseStarted, ResponseComplete, Panic, or
                       "all"; default: every request once, at its last stage
-                      (RequestReceived left out, ResponseStarted too unless it failed
-                      there: the apiserver logs a failed authentication, 401, only at
-                      ResponseStarted)
+                      (RequestReceived left out, ResponseStarted too but for a failed
+                      authentication: the apiserver logs a 401 only at ResponseStarted,
+                      a long-running request at ResponseComplete too)
   --after T           requestReceivedTimestamp >= T
   --before T          requestReceivedTimestamp < T; T is RFC 3339
                       (2025-11-20T10:15:00Z), a UTC time without zone, a date

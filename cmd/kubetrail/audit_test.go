@@ -150,9 +150,10 @@ func checkHeader(t *testing.T, out string, want []ev) {
 }
 
 // once is the default stage selection, restated: each request at its last stage
-// (a failed authentication is logged at ResponseStarted only).
+// (a failed authentication, 401 without a user, is logged at ResponseStarted only; a
+// long-running request has a ResponseComplete after it, failed or not).
 func once(e ev) bool {
-	return e.Stage != "RequestReceived" && (e.Stage != "ResponseStarted" || e.code() >= 400)
+	return e.Stage != "RequestReceived" && (e.Stage != "ResponseStarted" || (e.code() >= 400 && e.User.Username == ""))
 }
 
 func filterEvents(events []ev, keep func(ev) bool) []ev {
